@@ -1,0 +1,49 @@
+// The one storage interface every backend implements (filesystem, Azure Blob, memory).
+// Keys are '/'-separated relative paths like "data/ab/abcdef…"; they never start with '/'.
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+}
+
+/** A held, expiring, exclusive lease on one key (Blob lease on Azure, lock file with expiry on a filesystem). */
+export interface Lease {
+  readonly key: string;
+  /** Extends the lease by its ttl; throws REPO_LOCKED if it was lost (expired and taken by another). */
+  renew(): Promise<void>;
+  release(): Promise<void>;
+}
+
+export interface LeaseInfo {
+  holder: string;
+  since: string;
+  expires: string;
+  /** true when the lease has expired (or its holder is provably gone) and may be broken */
+  stale: boolean;
+}
+
+export interface ObjectStore {
+  /** Human description without secrets, e.g. "file:///backups/repo" or "azblob://acct/container/prefix". */
+  readonly location: string;
+  /** Stores data under key only if no object exists there; atomic (readers never see a partial object). Returns false if it existed. */
+  putIfAbsent(key: string, data: Uint8Array): Promise<boolean>;
+  /** Stores or replaces data under key atomically. */
+  put(key: string, data: Uint8Array): Promise<void>;
+  /** Whole object; throws NotFoundError. Backends verify transport checksums (Content-MD5) where they exist. */
+  get(key: string): Promise<Uint8Array>;
+  /** length bytes from offset; throws NotFoundError. */
+  getRange(key: string, offset: number, length: number): Promise<Uint8Array>;
+  stat(key: string): Promise<ObjectInfo | undefined>;
+  /** Every object whose key starts with prefix, in no particular order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Removes key; succeeds if it does not exist. */
+  delete(key: string): Promise<void>;
+  /** Takes an exclusive lease on key (creating the object if needed) or throws RepoLockedError naming the holder. */
+  acquireLease(key: string, holder: string, ttlMs: number): Promise<Lease>;
+  /** Who holds the lease on key, if anyone. */
+  readLease(key: string): Promise<LeaseInfo | undefined>;
+  /** Ends any lease on key regardless of holder (for stale locks). */
+  breakLease(key: string): Promise<void>;
+  /** Releases connections and timers. */
+  close?(): Promise<void>;
+}
