@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'DATABASE_ERROR'
   | 'TARGET_NOT_EMPTY'
   | 'ABORTED'
+  | 'UNAUTHENTICATED'
   | 'INTERNAL';
 
 export class CosmosBackupError extends Error {

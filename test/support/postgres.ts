@@ -80,6 +80,17 @@ export async function startPostgres(opts: { log?: boolean } = {}): Promise<Postg
   process.once('exit', () => { stopSync(); try { rmSync(base, { recursive: true, force: true }); } catch { /* reaper finishes */ } });
   try {
     await Promise.race([waitForPort(port), exited.then(() => { throw new Error(`postgres exited at start: ${stderr}`); })]);
+    // The port opens before the server accepts logins ("the database system is starting up").
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        execFileSync(path.join(binDir, 'pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(port), '-t', '5']);
+        break;
+      } catch (e) {
+        if (Date.now() > deadline) throw new Error(`postgres did not become ready: ${stderr}`, { cause: e });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   } catch (e) {
     stopSync();
     throw e;

@@ -1,0 +1,33 @@
+// `export --format sql`: a plain SQL script that psql alone can load (no lock-in).
+import type { Writable } from 'node:stream';
+import type { RestorePointReader } from '../../../shared/repository/types.ts';
+import { writeSqlScript } from './apply.ts';
+import { loadSchema } from './restore.ts';
+import type { TableInfo } from './schema-types.ts';
+
+export async function exportPostgresSql(reader: RestorePointReader, out: Writable, opts: { noOwner?: boolean; noPrivileges?: boolean } = {}): Promise<void> {
+  const doc = await loadSchema(reader);
+  const objects = reader.restorePoint.objects;
+  const write = async (s: string | Buffer) => {
+    if (!out.write(s)) await new Promise<void>((resolve, reject) => {
+      const done = (e?: unknown) => { out.off('drain', ok); out.off('error', done); if (e) reject(e); else resolve(); };
+      const ok = () => done();
+      out.once('drain', ok);
+      out.once('error', done);
+    });
+  };
+  const tableData = (t: TableInfo) => {
+    const parts = objects.filter((o) => o.kind === 'table-data' && (o.meta as { schema?: string }).schema === t.schema && (o.meta as { table?: string }).table === t.name)
+      .sort((a, b) => Number(a.name.slice(a.name.lastIndexOf('/') + 1)) - Number(b.name.slice(b.name.lastIndexOf('/') + 1)));
+    return (async function* () {
+      for (const p of parts) yield* reader.openObject(p) as AsyncIterable<Buffer>;
+    })();
+  };
+  await writeSqlScript(doc, write, tableData, {
+    ...opts,
+    largeObjectData: (oid) => {
+      const obj = objects.find((o) => o.name === `lo/${oid}`);
+      return (async function* () { if (obj) yield* reader.openObject(obj) as AsyncIterable<Buffer>; })();
+    },
+  });
+}

@@ -1,0 +1,166 @@
+// PostgreSQL restore, in pg_restore's order: create the database (if missing), pre-data schema,
+// table data in parallel (COPY FROM STDIN streamed from the repository), large objects,
+// post-data (constraints, indexes, triggers, matview refreshes…), then sequence values.
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { CosmosBackupError } from '../../../shared/errors.ts';
+import type { Repository } from '../../../shared/repository/repository.ts';
+import { openRestorePoint } from '../../../shared/repository/reader.ts';
+import type { ManifestObject, RestorePointReader } from '../../../shared/repository/types.ts';
+import { applyItems, prepareSession, sequenceValuesSql } from './apply.ts';
+import { ENGINE, SCHEMA_OBJECT } from './backup.ts';
+import { connect, quoteIdent, withDatabase, type PgTarget } from './connection.ts';
+import type { SchemaDocument } from './schema-types.ts';
+
+export interface PgRestoreOptions {
+  parallel?: number;
+  clean?: boolean;
+  noOwner?: boolean;
+  noPrivileges?: boolean;
+  onWarning?: (m: string) => void;
+  onProgress?: (p: { phase: string; bytes: number; totalBytes: number }) => void;
+}
+
+export interface PgRestoreResult {
+  database: string;
+  tables: number;
+  bytes: number;
+  warnings: string[];
+}
+
+export async function loadSchema(reader: RestorePointReader): Promise<SchemaDocument> {
+  const rp = reader.restorePoint;
+  if (rp.engine !== ENGINE) throw new CosmosBackupError('INVALID_ARGUMENT', `restore point ${rp.id.slice(0, 12)} is a ${rp.engine} backup, not a PostgreSQL one`);
+  const obj = rp.objects.find((o) => o.name === SCHEMA_OBJECT);
+  if (!obj) throw new CosmosBackupError('CORRUPT_OBJECT', `restore point ${rp.id.slice(0, 12)} has no schema object`);
+  return JSON.parse((await reader.readObject(obj)).toString('utf8')) as SchemaDocument;
+}
+
+/** True when the database holds user objects (tables, functions, types, schemas besides public). */
+async function isEmpty(client: pg.Client): Promise<boolean> {
+  const r = await client.query<{ n: string }>(`
+    SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%')
+         + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))
+         + (SELECT count(*) FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND nspname NOT LIKE 'pg_toast%' AND nspname NOT LIKE 'pg_temp%')
+         + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')
+         + (SELECT count(*) FROM pg_largeobject_metadata) AS n`);
+  return Number(r.rows[0]!.n) === 0;
+}
+
+async function prepareDatabase(target: PgTarget, doc: SchemaDocument, clean: boolean, warn: (m: string) => void): Promise<void> {
+  const admin = await connect(withDatabase(target, 'postgres'), 'cosmos-backup restore').catch(async (e: unknown) => {
+    if ((e as CosmosBackupError).code === 'DATABASE_ERROR') return connect(withDatabase(target, 'template1'), 'cosmos-backup restore');
+    throw e;
+  });
+  try {
+    const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [target.database])).rowCount! > 0;
+    if (exists && clean) {
+      await admin.query(`DROP DATABASE ${quoteIdent(target.database)} WITH (FORCE)`);
+    } else if (exists) {
+      const c = await connect(target, 'cosmos-backup restore');
+      try {
+        if (!(await isEmpty(c))) {
+          throw new CosmosBackupError('TARGET_NOT_EMPTY', `target database "${target.database}" on ${target.label} is not empty: restore into a new database name (--database NEW) or pass --clean to drop and re-create it`);
+        }
+      } finally { await c.end(); }
+      return;
+    }
+    const enc = doc.server.encoding;
+    try {
+      await admin.query(`CREATE DATABASE ${quoteIdent(target.database)} TEMPLATE template0 ENCODING '${enc}' LC_COLLATE '${doc.server.collate.replace(/'/g, "''")}' LC_CTYPE '${doc.server.ctype.replace(/'/g, "''")}'`);
+    } catch (e) {
+      if ((e as { code?: string }).code !== '22023' && (e as { code?: string }).code !== '42809') throw e;
+      warn(`the target server lacks collation ${doc.server.collate}; database created with its default locale`);
+      await admin.query(`CREATE DATABASE ${quoteIdent(target.database)} TEMPLATE template0 ENCODING '${enc}'`);
+    }
+  } catch (e) {
+    if (e instanceof CosmosBackupError) throw e;
+    throw new CosmosBackupError('DATABASE_ERROR', `preparing target database "${target.database}" on ${target.label} failed: ${(e as Error).message}`, { cause: e });
+  } finally {
+    await admin.end();
+  }
+}
+
+export async function restorePostgres(repo: Repository, restorePointId: string, target: PgTarget, opts: PgRestoreOptions = {}): Promise<PgRestoreResult> {
+  const reader = await openRestorePoint(repo, restorePointId);
+  const doc = await loadSchema(reader);
+  const warnings: string[] = [];
+  const warn = (m: string) => { warnings.push(m); opts.onWarning?.(m); };
+  await prepareDatabase(target, doc, !!opts.clean, warn);
+
+  const dataObjects = reader.restorePoint.objects.filter((o) => o.kind === 'table-data');
+  const loObjects = reader.restorePoint.objects.filter((o) => o.kind === 'large-object');
+  const totalBytes = dataObjects.reduce((s, o) => s + o.size, 0);
+  let bytes = 0;
+  const report = (phase: string) => opts.onProgress?.({ phase, bytes, totalBytes });
+
+  const main = await connect(target, 'cosmos-backup restore');
+  const extra: pg.Client[] = [];
+  try {
+    report('schema');
+    await applyItems(main, doc.items, { section: 'pre-data', noOwner: opts.noOwner, noPrivileges: opts.noPrivileges, onWarning: warn });
+
+    // Large objects: create with their recorded OIDs, then write their bytes.
+    for (const lo of doc.largeObjects) {
+      await main.query('SELECT pg_catalog.lo_create($1::oid)', [lo.oid]);
+      if (!opts.noOwner && lo.owner) {
+        const has = (await main.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [lo.owner])).rowCount! > 0;
+        if (has) await main.query(`ALTER LARGE OBJECT ${lo.oid} OWNER TO ${quoteIdent(lo.owner)}`);
+        else warn(`skipped owner of large object ${lo.oid}: role "${lo.owner}" does not exist on the target`);
+      }
+      const obj = loObjects.find((o) => o.name === `lo/${lo.oid}`);
+      if (!obj) continue;
+      let offset = 0;
+      for await (const piece of reader.openObject(obj)) {
+        await main.query('SELECT pg_catalog.lo_put($1::oid, $2, $3)', [lo.oid, offset, piece]);
+        offset += (piece as Buffer).length;
+      }
+    }
+
+    report('data');
+    const parallel = Math.max(1, Math.min(opts.parallel ?? 2, 32));
+    const conns = [main];
+    for (let i = 1; i < Math.min(parallel, dataObjects.length); i++) {
+      const c = await connect(target, `cosmos-backup restore ${i + 1}`);
+      await prepareSession(c);
+      extra.push(c);
+      conns.push(c);
+    }
+    const queue = [...dataObjects].sort((a, b) => b.size - a.size);
+    const load = async (client: pg.Client) => {
+      for (let o = queue.shift(); o; o = queue.shift()) await loadTable(reader, client, o, (n) => { bytes += n; report('data'); });
+    };
+    await Promise.all(conns.map(load));
+
+    report('post-data');
+    await applyItems(main, doc.items, { section: 'post-data', noOwner: opts.noOwner, noPrivileges: opts.noPrivileges, onWarning: warn });
+    const seq = sequenceValuesSql(doc);
+    if (seq) await main.query(seq);
+    report('done');
+    return { database: target.database, tables: dataObjects.length, bytes, warnings };
+  } catch (e) {
+    const why = e instanceof CosmosBackupError ? e.message : (e as Error).message;
+    throw new CosmosBackupError(e instanceof CosmosBackupError ? e.code : 'DATABASE_ERROR',
+      `${why} — database "${target.database}" on ${target.label} is left partly restored; drop it (DROP DATABASE ${quoteIdent(target.database)}) or restore again with --clean`, { cause: e });
+  } finally {
+    await Promise.allSettled([main, ...extra].map((c) => c.end()));
+  }
+}
+
+async function loadTable(reader: RestorePointReader, client: pg.Client, obj: ManifestObject, onBytes: (n: number) => void): Promise<void> {
+  const m = obj.meta as { schema: string; table: string; columns: string[] };
+  const rel = `${quoteIdent(m.schema)}.${quoteIdent(m.table)}`;
+  const sql = m.columns.length ? `COPY ${rel} (${m.columns.map(quoteIdent).join(', ')}) FROM STDIN` : `COPY ${rel} FROM STDIN`;
+  const src = reader.openObject(obj);
+  src.on('data', (c: Buffer) => onBytes(c.length));
+  try {
+    await pipeline(src, client.query(copyFrom(sql)));
+  } catch (e) {
+    if (e instanceof CosmosBackupError) throw e;
+    const err = e as { message?: string; code?: string };
+    const hint = err.code === '53100' ? ' (the target disk is full: free space or restore elsewhere)' : '';
+    throw new CosmosBackupError(err.code === '53100' ? 'STORAGE_FULL' : 'DATABASE_ERROR', `loading table ${m.schema}.${m.table} failed: ${err.message ?? String(e)}${hint}`, { cause: e });
+  }
+}

@@ -1,0 +1,327 @@
+// Writing a restore point: objects are chunked, deduplicated against the repository index,
+// compressed and sealed on the thread pool, packed and uploaded with bounded concurrency; the
+// index follows the packs, and the manifest is written last and atomically.
+import { createHash, type Hash } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Writable } from 'node:stream';
+import { CosmosBackupError } from '../errors.ts';
+import { Chunker } from './chunker.ts';
+import type { ChunkIndex } from './chunk-index.ts';
+import { compress } from './codec.ts';
+import { BLOB_DATA, BLOB_LIST, encodeIndex, endsListBlob, KEYS, type IndexPack } from './format.ts';
+import { lockShared, type RepoLock } from './locks.ts';
+import { PackUploader, type PackBuilder } from './packer.ts';
+import type { Repository } from './repository.ts';
+import type { BackupOptions, BackupWriter, ManifestObject, ObjectWriter, ProgressFn, RestorePoint } from './types.ts';
+
+/** Index entries per index object before one is written mid-backup (keeps memory flat). */
+const INDEX_FLUSH_ENTRIES = 50_000;
+/** Frames being compressed/sealed per object writer at once. */
+const FRAMES_IN_FLIGHT = 8;
+/** Plaintext gathered into one compressed frame. */
+export const FRAME_TARGET = 64 * 1024;
+
+export interface StartBackupOptions extends BackupOptions {
+  onProgress?: ProgressFn;
+  /** upload slots (each holds up to one pack in memory) */
+  maxUploads?: number;
+}
+
+export async function startBackup(repo: Repository, opts: StartBackupOptions): Promise<BackupWriter> {
+  const lock = await lockShared(repo.store, `backup of ${opts.engine} database ${opts.database}`);
+  try {
+    const index = await repo.loadIndex();
+    return new RepoBackupWriter(repo, index, lock, opts);
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+}
+
+class RepoBackupWriter implements BackupWriter {
+  readonly repo: Repository;
+  private readonly index: ChunkIndex;
+  private readonly lock: RepoLock;
+  private readonly opts: StartBackupOptions;
+  readonly uploader: PackUploader;
+  /** ids stored (or being stored) by this backup, latin1 keys */
+  private readonly session = new Set<string>();
+  private pendingIndex: IndexPack[] = [];
+  private pendingEntries = 0;
+  private readonly indexWrites: Promise<string>[] = [];
+  private readonly objects = new Map<string, ManifestObject | null>();
+  private readonly writers = new Set<RepoObjectWriter>();
+  private readonly startedAt = new Date().toISOString();
+  private state: 'open' | 'committed' | 'aborted' = 'open';
+  private failure: unknown;
+  stats = { bytes: 0, chunks: 0, newChunks: 0, storedBytes: 0 };
+  private lastProgress = 0;
+
+  constructor(repo: Repository, index: ChunkIndex, lock: RepoLock, opts: StartBackupOptions) {
+    this.repo = repo;
+    this.index = index;
+    this.lock = lock;
+    this.opts = opts;
+    this.uploader = new PackUploader({
+      store: repo.store, sealer: repo.sealer, packSize: repo.config.packSize, maxUploads: opts.maxUploads ?? 4,
+      onStored: (pack, bytes) => {
+        this.stats.storedBytes += bytes;
+        this.pendingIndex.push(pack);
+        this.pendingEntries += pack.entries.length;
+        if (this.pendingEntries >= INDEX_FLUSH_ENTRIES) this.flushIndex();
+        this.progress();
+      },
+    });
+  }
+
+  /** true if the chunk must be stored (not in the repository, not already stored by this backup) */
+  claim(id: Buffer): boolean {
+    if (this.index.has(id)) return false;
+    const k = id.toString('latin1');
+    if (this.session.has(k)) return false;
+    this.session.add(k);
+    return true;
+  }
+
+  fail(e: unknown): void { this.failure ??= e; }
+
+  checkOpen(): void {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.state !== 'open') throw new CosmosBackupError('ABORTED', `backup already ${this.state}`);
+  }
+
+  progress(force = false): void {
+    const now = Date.now();
+    if (!this.opts.onProgress || (!force && now - this.lastProgress < 250)) return;
+    this.lastProgress = now;
+    this.opts.onProgress({ bytesRead: this.stats.bytes, bytesStored: this.stats.storedBytes, objectsDone: [...this.objects.values()].filter(Boolean).length });
+  }
+
+  private flushIndex(): void {
+    if (!this.pendingIndex.length) return;
+    const packs = this.pendingIndex;
+    this.pendingIndex = [];
+    this.pendingEntries = 0;
+    const p = this.repo.putDocument(KEYS.indexPrefix, encodeIndex(packs), false);
+    p.catch((e: unknown) => this.fail(e));
+    this.indexWrites.push(p);
+  }
+
+  createObject(name: string, kind: string, meta?: Record<string, unknown>): ObjectWriter {
+    this.checkOpen();
+    if (this.objects.has(name)) throw new CosmosBackupError('INVALID_ARGUMENT', `object ${name} written twice in one restore point`);
+    this.objects.set(name, null);
+    const w = new RepoObjectWriter(this, name, kind, meta);
+    this.writers.add(w);
+    w.finish().then((obj) => { this.objects.set(name, obj); this.progress(); }, (e: unknown) => this.fail(e)).finally(() => this.writers.delete(w));
+    return w;
+  }
+
+  async putObject(name: string, kind: string, data: Uint8Array, meta?: Record<string, unknown>): Promise<ManifestObject> {
+    const w = this.createObject(name, kind, meta);
+    w.end(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    return w.finish();
+  }
+
+  async commit(meta: Record<string, unknown> = {}): Promise<RestorePoint> {
+    this.checkOpen();
+    try {
+      if (this.writers.size) {
+        await Promise.allSettled([...this.writers].map((w) => w.finish()));
+      }
+      this.checkOpen();
+      const unfinished = [...this.objects].filter(([, o]) => o === null).map(([n]) => n);
+      if (unfinished.length) throw new CosmosBackupError('INTERNAL', `objects not finished before commit: ${unfinished.join(', ')}`);
+      await this.uploader.flush();
+      this.flushIndex();
+      await Promise.all(this.indexWrites);
+      this.checkOpen();
+      this.lock.check();
+      const objects = [...this.objects.values()] as ManifestObject[];
+      const manifest = {
+        engine: this.opts.engine, database: this.opts.database, source: this.opts.source,
+        startedAt: this.startedAt, finishedAt: new Date().toISOString(), host: hostname(),
+        tags: this.opts.tags ?? [], labels: this.opts.labels ?? {}, server: this.opts.server ?? {},
+        stats: { objects: objects.length, ...this.stats },
+        objects, meta,
+      };
+      const id = await this.repo.putDocument(KEYS.restorePointPrefix, Buffer.from(JSON.stringify(manifest)));
+      this.state = 'committed';
+      this.progress(true);
+      return { id, ...manifest };
+    } catch (e) {
+      await this.abort(e);
+      throw e;
+    } finally {
+      await this.lock.release().catch(() => undefined);
+      this.repo.invalidateIndex();
+    }
+  }
+
+  async abort(reason?: unknown): Promise<void> {
+    if (this.state === 'aborted') return;
+    if (this.state === 'open') this.state = 'aborted';
+    const err = new CosmosBackupError('ABORTED', 'backup aborted', { cause: reason });
+    for (const w of this.writers) w.destroy(err);
+    await this.uploader.drain();
+    await Promise.all(this.indexWrites.map((p) => p.catch(() => undefined)));
+    await this.lock.release().catch(() => undefined);
+  }
+
+  // ---- used by object writers
+  /** Compresses and seals a frame on the thread pool; the caller places the result in order. */
+  async sealFrame(plain: Buffer): Promise<{ codec: number; sealed: Buffer }> {
+    const c = await compress(plain);
+    return { codec: c.codec, sealed: this.repo.sealer.seal(c.data) };
+  }
+
+  /** Appends a sealed frame to the writer's pack, uploading the pack when it is full. */
+  async placeFrame(chunks: FrameChunk[], s: { codec: number; sealed: Buffer }, holder: { builder: PackBuilder | undefined }): Promise<void> {
+    holder.builder ??= this.uploader.acquire();
+    holder.builder.addFrame(chunks, s.codec, s.sealed);
+    if (holder.builder.size >= this.uploader.packSize) {
+      const full = holder.builder;
+      holder.builder = undefined;
+      await this.uploader.upload(full);
+    }
+  }
+}
+
+interface FrameChunk { id: Buffer; type: number; rawOffset: number; rawLength: number }
+
+class RepoObjectWriter extends Writable implements ObjectWriter {
+  private readonly bw: RepoBackupWriter;
+  private readonly name: string;
+  private readonly kind: string;
+  private readonly meta: Record<string, unknown> | undefined;
+  private readonly chunker: Chunker;
+  private readonly hash: Hash = createHash('sha256');
+  private size = 0;
+  private chunkCount = 0;
+  private listIds: Buffer[] = [];
+  private readonly list: string[] = [];
+  private inFlight = 0;
+  private frame: FrameChunk[] = [];
+  private frameParts: Buffer[] = [];
+  private frameBytes = 0;
+  private tail: Promise<void> = Promise.resolve();
+  private readonly waiters: (() => void)[] = [];
+  private readonly holder: { builder: PackBuilder | undefined } = { builder: undefined };
+  private error: unknown;
+  private readonly done: Promise<ManifestObject>;
+  private resolveDone!: (o: ManifestObject) => void;
+  private rejectDone!: (e: unknown) => void;
+
+  constructor(bw: RepoBackupWriter, name: string, kind: string, meta?: Record<string, unknown>) {
+    super({ highWaterMark: 1 << 20 });
+    this.bw = bw;
+    this.name = name;
+    this.kind = kind;
+    this.meta = meta;
+    this.chunker = new Chunker(bw.repo.chunker, bw.repo.gear, (c) => this.onChunk(c));
+    this.done = new Promise((res, rej) => { this.resolveDone = res; this.rejectDone = rej; });
+    this.done.catch(() => undefined);
+    this.once('error', (e) => this.rejectDone(e));
+  }
+
+  finish(): Promise<ManifestObject> { return this.done; }
+
+  private onChunk(chunk: Buffer): void {
+    const id = this.bw.repo.sealer.chunkId(chunk);
+    this.chunkCount++;
+    this.bw.stats.chunks++;
+    if (this.bw.claim(id)) {
+      this.bw.stats.newChunks++;
+      this.addToFrame(id, BLOB_DATA, chunk);
+    }
+    this.listIds.push(id);
+    if (endsListBlob(id, this.listIds.length)) this.flushList();
+  }
+
+  /** New chunks gather in a frame until it reaches FRAME_TARGET bytes of plaintext. */
+  private addToFrame(id: Buffer, type: number, chunk: Buffer): void {
+    this.frame.push({ id, type, rawOffset: this.frameBytes, rawLength: chunk.length });
+    this.frameParts.push(chunk);
+    this.frameBytes += chunk.length;
+    if (this.frameBytes >= FRAME_TARGET) this.flushFrame();
+  }
+
+  private flushList(): void {
+    if (!this.listIds.length) return;
+    const blob = Buffer.concat(this.listIds);
+    this.listIds = [];
+    const id = this.bw.repo.sealer.chunkId(blob);
+    this.list.push(id.toString('hex'));
+    if (this.bw.claim(id)) {
+      // Chunk lists get frames of their own: they are read on their own (gc, verify).
+      this.flushFrame();
+      this.addToFrame(id, BLOB_LIST, blob);
+      this.flushFrame();
+    }
+  }
+
+  private flushFrame(): void {
+    if (!this.frame.length) return;
+    const chunks = this.frame;
+    // Concatenation also copies chunks that are views of the caller's buffers.
+    const plain = Buffer.concat(this.frameParts, this.frameBytes);
+    this.frame = [];
+    this.frameParts = [];
+    this.frameBytes = 0;
+    // Compression runs in parallel, but frames enter the pack in order so that a restore reads
+    // long contiguous ranges (one request for many frames).
+    this.inFlight++;
+    const sealed = this.bw.sealFrame(plain);
+    sealed.catch(() => undefined);
+    this.tail = this.tail.then(async () => {
+      if (this.error !== undefined) return;
+      await this.bw.placeFrame(chunks, await sealed, this.holder);
+    }).catch((e: unknown) => { this.error ??= e; }).finally(() => {
+      this.inFlight--;
+      this.waiters.shift()?.();
+    });
+  }
+
+  private async room(limit: number): Promise<void> {
+    while (this.inFlight > limit) await new Promise<void>((r) => this.waiters.push(r));
+    if (this.error !== undefined) throw this.error;
+  }
+
+  override _write(data: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    try {
+      this.bw.checkOpen();
+      this.hash.update(data);
+      this.size += data.length;
+      this.bw.stats.bytes += data.length;
+      this.chunker.push(data);
+    } catch (e) {
+      cb(e as Error);
+      return;
+    }
+    this.room(FRAMES_IN_FLIGHT).then(() => { this.bw.progress(); cb(); }, (e: unknown) => cb(e as Error));
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    (async () => {
+      this.chunker.finish();
+      this.flushFrame();
+      this.flushList();
+      await this.room(0);
+      if (this.holder.builder) {
+        const b = this.holder.builder;
+        this.holder.builder = undefined;
+        await this.bw.uploader.giveBack(b);
+      }
+      const obj: ManifestObject = {
+        name: this.name, kind: this.kind, size: this.size, sha256: this.hash.digest('hex'),
+        list: this.list, chunks: this.chunkCount, ...(this.meta ? { meta: this.meta } : {}),
+      };
+      this.resolveDone(obj);
+    })().then(() => cb(), (e: unknown) => { this.rejectDone(e); cb(e as Error); });
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    this.rejectDone(err ?? new CosmosBackupError('ABORTED', `writing ${this.name} was abandoned`));
+    cb(err);
+  }
+}

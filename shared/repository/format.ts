@@ -1,0 +1,189 @@
+// The repository's on-storage layout and encodings (docs/FORMAT.md is the spec). Pure: no I/O.
+import { CorruptObjectError, CosmosBackupError } from '../errors.ts';
+import type { ChunkerParams } from './chunker.ts';
+import type { ScryptParams } from './crypto.ts';
+import { sha256 } from './crypto.ts';
+
+export const FORMAT_VERSION = 1;
+
+export const KEYS = {
+  config: 'config',
+  keyPrefix: 'keys/',
+  dataPrefix: 'data/',
+  indexPrefix: 'index/',
+  restorePointPrefix: 'restore-points/',
+  lockPrefix: 'locks/',
+  exclusiveLock: 'locks/exclusive',
+  pack: (id: string) => `data/${id.slice(0, 2)}/${id}`,
+  index: (id: string) => `index/${id}`,
+  restorePoint: (id: string) => `restore-points/${id}`,
+  key: (id: string) => `keys/${id}`,
+};
+
+export interface RepoConfigBody {
+  format: 'cosmos-backup-repository';
+  version: number;
+  id: string;
+  createdAt: string;
+  chunker: ChunkerParams & { algorithm: 'fastcdc-nc2-gear32'; seed?: string };
+  compression: 'zstd' | 'deflate';
+  encryption: 'none' | 'aes-256-gcm';
+  packSize: number;
+}
+
+/** The config object: its body plus a SHA-256 of the body's exact bytes, so any edit is detected. */
+export function encodeConfig(body: RepoConfigBody): Buffer {
+  const text = JSON.stringify(body);
+  return Buffer.from(JSON.stringify({ body: text, sha256: sha256(Buffer.from(text)).toString('hex') }, null, 1) + '\n');
+}
+
+export function decodeConfig(data: Uint8Array): RepoConfigBody {
+  let outer: { body?: unknown; sha256?: unknown };
+  try {
+    outer = JSON.parse(Buffer.from(data).toString('utf8')) as typeof outer;
+  } catch (e) {
+    throw new CorruptObjectError(KEYS.config, 'not JSON', e);
+  }
+  if (typeof outer.body !== 'string' || typeof outer.sha256 !== 'string' || sha256(Buffer.from(outer.body)).toString('hex') !== outer.sha256) {
+    throw new CorruptObjectError(KEYS.config, 'checksum mismatch');
+  }
+  const body = JSON.parse(outer.body) as RepoConfigBody;
+  if (body.format !== 'cosmos-backup-repository') throw new CosmosBackupError('UNSUPPORTED_FORMAT', 'this location holds something that is not a cosmos-backup repository');
+  if (body.version !== FORMAT_VERSION) throw new CosmosBackupError('UNSUPPORTED_FORMAT', `repository format version ${body.version} is not supported by this agent (it reads version ${FORMAT_VERSION}); upgrade the agent`);
+  return body;
+}
+
+export interface KeyFile {
+  version: 1;
+  kdf: 'scrypt';
+  scrypt: ScryptParams;
+  salt: string; // base64
+  createdAt: string;
+  host: string;
+  /** base64 of seal(kdfKey, JSON {encryption, mac, chunkerSeed} base64 fields) */
+  data: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blobs, packs and the index
+
+export const BLOB_DATA = 0;
+export const BLOB_LIST = 1;
+
+/**
+ * Where one chunk lives. Chunks are stored in frames: several consecutive new chunks of one
+ * object compressed and sealed together (better ratio, far fewer codec calls); a frame is the
+ * unit that is read, decrypted and decompressed, and the chunk is a slice of its plaintext.
+ */
+export interface BlobEntry {
+  id: Buffer; // 32 bytes
+  type: number; // BLOB_DATA | BLOB_LIST
+  codec: number; // codec of the frame
+  offset: number; // frame offset in the pack
+  length: number; // frame stored length (sealed, compressed)
+  rawOffset: number; // chunk offset in the frame plaintext
+  rawLength: number; // chunk plaintext length
+}
+
+export const ENTRY_BYTES = 32 + 1 + 1 + 4 + 4 + 4 + 4;
+/** Frames never expand beyond this (readers cap decompression with it). */
+export const MAX_FRAME_RAW = 16 * 1024 * 1024;
+export const PACK_TRAILER_MAGIC = Buffer.from('CBPK');
+
+/** Pack trailer plaintext: magic, u32 count, entries. Sealed when encrypted; followed by u32le sealed length. */
+export function encodePackTrailer(entries: BlobEntry[]): Buffer {
+  const buf = Buffer.alloc(8 + entries.length * ENTRY_BYTES);
+  PACK_TRAILER_MAGIC.copy(buf, 0);
+  buf.writeUInt32LE(entries.length, 4);
+  let o = 8;
+  for (const e of entries) o = writeEntry(buf, o, e);
+  return buf;
+}
+
+export function decodePackTrailer(name: string, plain: Buffer): BlobEntry[] {
+  if (plain.length < 8 || !plain.subarray(0, 4).equals(PACK_TRAILER_MAGIC)) throw new CorruptObjectError(name, 'bad pack trailer');
+  const n = plain.readUInt32LE(4);
+  if (plain.length !== 8 + n * ENTRY_BYTES) throw new CorruptObjectError(name, 'pack trailer length mismatch');
+  const out: BlobEntry[] = [];
+  let o = 8;
+  for (let i = 0; i < n; i++, o += ENTRY_BYTES) out.push(readEntry(plain, o));
+  return out;
+}
+
+function writeEntry(buf: Buffer, o: number, e: BlobEntry): number {
+  e.id.copy(buf, o);
+  buf.writeUInt8(e.type, o + 32);
+  buf.writeUInt8(e.codec, o + 33);
+  buf.writeUInt32LE(e.offset, o + 34);
+  buf.writeUInt32LE(e.length, o + 38);
+  buf.writeUInt32LE(e.rawOffset, o + 42);
+  buf.writeUInt32LE(e.rawLength, o + 46);
+  return o + ENTRY_BYTES;
+}
+
+function readEntry(buf: Buffer, o: number): BlobEntry {
+  return {
+    id: Buffer.from(buf.subarray(o, o + 32)),
+    type: buf.readUInt8(o + 32),
+    codec: buf.readUInt8(o + 33),
+    offset: buf.readUInt32LE(o + 34),
+    length: buf.readUInt32LE(o + 38),
+    rawOffset: buf.readUInt32LE(o + 42),
+    rawLength: buf.readUInt32LE(o + 46),
+  };
+}
+
+export interface IndexPack { packId: string; entries: BlobEntry[] }
+export const INDEX_MAGIC = Buffer.from('CBIX');
+
+/** Index plaintext: magic, u8 version, u32 packs, then per pack: id(32) u32 count entries. */
+export function encodeIndex(packs: IndexPack[]): Buffer {
+  let size = 9;
+  for (const p of packs) size += 36 + p.entries.length * ENTRY_BYTES;
+  const buf = Buffer.alloc(size);
+  INDEX_MAGIC.copy(buf, 0);
+  buf.writeUInt8(1, 4);
+  buf.writeUInt32LE(packs.length, 5);
+  let o = 9;
+  for (const p of packs) {
+    Buffer.from(p.packId, 'hex').copy(buf, o);
+    buf.writeUInt32LE(p.entries.length, o + 32);
+    o += 36;
+    for (const e of p.entries) o = writeEntry(buf, o, e);
+  }
+  return buf;
+}
+
+export function decodeIndex(name: string, plain: Buffer): IndexPack[] {
+  if (plain.length < 9 || !plain.subarray(0, 4).equals(INDEX_MAGIC) || plain.readUInt8(4) !== 1) throw new CorruptObjectError(name, 'bad index header');
+  const n = plain.readUInt32LE(5);
+  const out: IndexPack[] = [];
+  let o = 9;
+  for (let i = 0; i < n; i++) {
+    if (o + 36 > plain.length) throw new CorruptObjectError(name, 'index truncated');
+    const packId = plain.subarray(o, o + 32).toString('hex');
+    const count = plain.readUInt32LE(o + 32);
+    o += 36;
+    if (o + count * ENTRY_BYTES > plain.length) throw new CorruptObjectError(name, 'index truncated');
+    const entries: BlobEntry[] = [];
+    for (let j = 0; j < count; j++, o += ENTRY_BYTES) entries.push(readEntry(plain, o));
+    out.push({ packId, entries });
+  }
+  if (o !== plain.length) throw new CorruptObjectError(name, 'index has trailing bytes');
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chunk lists: the ordered data-chunk ids of one object, stored as LIST blobs.
+
+/** A list blob ends after an id whose first two bytes (u16be) are 0 mod 512, or at 4096 ids. */
+export const LIST_MIN_IDS = 64;
+export const LIST_MAX_IDS = 4096;
+export function endsListBlob(id: Buffer, count: number): boolean {
+  if (count >= LIST_MAX_IDS) return true;
+  return count >= LIST_MIN_IDS && id.readUInt16BE(0) % 512 === 0;
+}
+
+export function isHexId(s: string): boolean {
+  return /^[0-9a-f]{64}$/.test(s);
+}

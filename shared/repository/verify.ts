@@ -1,0 +1,108 @@
+// verify: structure (every referenced chunk is indexed, every index entry points into an existing
+// pack) and, with readData, every byte (pack hashes, trailers, every blob decrypted, expanded and
+// re-hashed). Problems are collected, each naming the object, rather than stopping at the first.
+import { CorruptObjectError, humanMessage } from '../errors.ts';
+import { sha256 } from './crypto.ts';
+import { BLOB_DATA, BLOB_LIST, decodeIndex, KEYS, type BlobEntry } from './format.ts';
+import { mapLimit, type Repository } from './repository.ts';
+
+export interface VerifyProblem { object: string; message: string }
+export interface VerifyResult {
+  problems: VerifyProblem[];
+  restorePoints: number;
+  indexObjects: number;
+  packs: number;
+  blobsChecked: number;
+  bytesRead: number;
+}
+
+export async function verifyRepository(repo: Repository, opts: { readData?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<VerifyResult> {
+  const problems: VerifyProblem[] = [];
+  const problem = (object: string, e: unknown) => problems.push({ object, message: e instanceof CorruptObjectError ? e.message : humanMessage(e) });
+  const res: VerifyResult = { problems, restorePoints: 0, indexObjects: 0, packs: 0, blobsChecked: 0, bytesRead: 0 };
+
+  const packSizes = new Map<string, number>();
+  for await (const o of repo.store.list(KEYS.dataPrefix)) packSizes.set(o.key.slice(o.key.lastIndexOf('/') + 1), o.size);
+  res.packs = packSizes.size;
+
+  // Index objects, checked one by one so one bad object does not hide the others.
+  const indexed = new Map<string, Map<string, BlobEntry>>(); // pack -> id(latin1) -> entry
+  const indexNames: string[] = [];
+  for await (const o of repo.store.list(KEYS.indexPrefix)) indexNames.push(o.key);
+  res.indexObjects = indexNames.length;
+  await mapLimit(indexNames, 8, async (name) => {
+    try {
+      const plain = await repo.decodeDocument(name, await repo.store.get(name));
+      for (const p of decodeIndex(name, plain)) {
+        const size = packSizes.get(p.packId);
+        if (size === undefined) { problem(name, new Error(`points at pack ${p.packId} which does not exist`)); continue; }
+        let m = indexed.get(p.packId);
+        if (!m) indexed.set(p.packId, (m = new Map()));
+        for (const e of p.entries) {
+          if (e.offset + e.length > size) problem(KEYS.pack(p.packId), new Error(`index ${name} points past its end`));
+          m.set(e.id.toString('latin1'), e);
+        }
+      }
+    } catch (e) { problem(name, e); }
+  });
+  const has = (id: Buffer) => { for (const m of indexed.values()) if (m.has(id.toString('latin1'))) return true; return false; };
+
+  // Restore points: every list blob and every data chunk they reference must be indexed.
+  const ids = await repo.listRestorePointIds();
+  res.restorePoints = ids.length;
+  const checkedLists = new Set<string>();
+  for (const id of ids) {
+    const name = KEYS.restorePoint(id);
+    try {
+      const rp = await repo.loadRestorePoint(id);
+      for (const obj of rp.objects) {
+        for (const l of obj.list) {
+          if (checkedLists.has(l)) continue;
+          checkedLists.add(l);
+          const lid = Buffer.from(l, 'hex');
+          if (!has(lid)) { problem(name, new Error(`object ${obj.name}: chunk list ${l} is not indexed`)); continue; }
+          try {
+            const blob = await repo.readBlob(lid);
+            for (let o = 0; o < blob.length; o += 32) {
+              const cid = blob.subarray(o, o + 32);
+              if (!has(cid)) problem(name, new Error(`object ${obj.name}: chunk ${cid.toString('hex')} is not indexed`));
+            }
+          } catch (e) { problem(name, e); }
+        }
+      }
+    } catch (e) { problem(name, e); }
+  }
+
+  if (opts.readData) {
+    const packs = [...packSizes.keys()];
+    let done = 0;
+    await mapLimit(packs, 2, async (packId) => {
+      const name = KEYS.pack(packId);
+      try {
+        const bytes = Buffer.from(await repo.store.get(name));
+        res.bytesRead += bytes.length;
+        if (sha256(bytes).toString('hex') !== packId) throw new CorruptObjectError(name, 'content does not match its name (SHA-256)');
+        const entries = await repo.readPackTrailer(packId, bytes);
+        const idx = indexed.get(packId);
+        const byFrame = new Map<number, BlobEntry[]>();
+        for (const e of entries) {
+          if (e.type !== BLOB_LIST && e.type !== BLOB_DATA) throw new CorruptObjectError(name, `chunk ${e.id.toString('hex')} has unknown type ${e.type}`);
+          const ie = idx?.get(e.id.toString('latin1'));
+          if (ie && (ie.offset !== e.offset || ie.length !== e.length || ie.codec !== e.codec || ie.rawOffset !== e.rawOffset || ie.rawLength !== e.rawLength)) {
+            throw new CorruptObjectError(name, `index entry for chunk ${e.id.toString('hex')} disagrees with the pack trailer`);
+          }
+          let f = byFrame.get(e.offset);
+          if (!f) byFrame.set(e.offset, (f = []));
+          f.push(e);
+        }
+        for (const [offset, chunks] of byFrame) {
+          const c0 = chunks[0]!;
+          const frame = await repo.openFrame(packId, offset, c0.codec, bytes.subarray(offset, offset + c0.length));
+          for (const c of chunks) { repo.chunkFromFrame({ ...c, packId }, frame); res.blobsChecked++; }
+        }
+      } catch (e) { problem(name, e); }
+      opts.onProgress?.(++done, packs.length);
+    });
+  }
+  return res;
+}
