@@ -21,7 +21,7 @@ function files(root: string, dir = ''): string[] {
   for (const e of readdirSync(path.join(root, dir), { withFileTypes: true })) {
     const rel = dir ? `${dir}/${e.name}` : e.name;
     if (e.isDirectory()) out.push(...files(root, rel));
-    else out.push(rel);
+    else if (!e.name.startsWith('.tmp-')) out.push(rel);
   }
   return out;
 }
@@ -131,7 +131,6 @@ test('a backup killed with SIGKILL leaves no restore point; verify passes; gc re
   // ...after it, the orphaned packs go (the killed process's lock is stale: same host, dead pid).
   const late = await gc(repo, { graceMs: 0, now: Date.now() + 1000 });
   assert.ok(late.orphanPacksDeleted + late.packsDeleted > 0, JSON.stringify(late));
-  console.log(JSON.stringify(late), packsBefore, packsAfterCrash, files(dir).filter((f) => f.startsWith("data/")));
   assert.equal(files(dir).filter((f) => f.startsWith('data/')).length, packsBefore);
   const v2 = await verifyRepository(repo, { readData: true });
   assert.deepEqual(v2.problems, []);
