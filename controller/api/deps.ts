@@ -1,0 +1,16 @@
+import type { Db } from '../db/db.ts';
+import type { SecretBox } from '../db/secrets.ts';
+import type { SessionRunner, Logger } from '../sessions/runner.ts';
+import type { RepositoryGateway } from '../sessions/gateways.ts';
+
+/** What the API needs, handed in by the controller's start-up. */
+export interface ApiDeps {
+  db: Db;
+  box: SecretBox;
+  runner: SessionRunner;
+  repositories: RepositoryGateway;
+  /** re-arm schedules after a policy changed */
+  onPoliciesChanged(): Promise<void>;
+  logger: Logger;
+  version: string;
+}

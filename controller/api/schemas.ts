@@ -1,0 +1,183 @@
+// Request and response schemas: the one source of validation and of the OpenAPI document.
+import { z } from '@hono/zod-openapi';
+import { ArchiveSchedule, Schedules } from '../policies/model.ts';
+import { Scope } from '../policies/scope.ts';
+
+export const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error');
+export const IdParam = z.object({ id: z.string().min(1).openapi({ param: { name: 'id', in: 'path' } }) });
+
+const Name = z.string().trim().min(1).max(100);
+const Guid = z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'expected a GUID');
+const Timestamp = z.string().openapi({ format: 'date-time' });
+
+/** PATCH bodies: every field optional and without its default, so a left-out field keeps its value. */
+function patchOf<T extends Record<string, z.ZodType>>(fields: T) {
+  const out: Record<string, z.ZodType> = {};
+  for (const [k, v] of Object.entries(fields)) out[k] = (v instanceof z.ZodDefault ? (v.unwrap() as z.ZodType) : v).optional();
+  return z.object(out as { [K in keyof T]: z.ZodOptional<T[K]> });
+}
+
+// ---- service accounts ----
+const ServiceAccountFields = {
+  name: Name,
+  tenantId: z.string().min(1).max(200),
+  auth: z.enum(['secret', 'managedIdentity']),
+  clientId: Guid.nullable().optional(),
+  clientSecret: z.string().min(1).max(1000).nullable().optional().openapi({ description: 'write-only; responses say hasSecret' }),
+  subscriptions: z.array(Guid).max(500).default([]),
+};
+export const ServiceAccountCreate = z.object(ServiceAccountFields).superRefine((v, ctx) => {
+  if (v.auth === 'secret' && !v.clientId) ctx.addIssue({ code: 'custom', path: ['clientId'], message: 'required when auth is "secret"' });
+  if (v.auth === 'secret' && !v.clientSecret) ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'required when auth is "secret"' });
+}).openapi('ServiceAccountCreate');
+export const ServiceAccountPatch = patchOf(ServiceAccountFields).openapi('ServiceAccountPatch');
+export const ServiceAccount = z.object({
+  id: z.string(), name: z.string(), tenantId: z.string(), auth: z.enum(['secret', 'managedIdentity']), clientId: z.string().nullable(),
+  hasSecret: z.boolean(), subscriptions: z.array(z.string()), createdAt: Timestamp, updatedAt: Timestamp,
+}).openapi('ServiceAccount');
+
+// ---- repositories ----
+const AccessTier = z.enum(['Hot', 'Cool', 'Cold', 'Archive']);
+export const RepositoryCreate = z.object({
+  name: Name,
+  serviceAccountId: z.string().nullable().optional(),
+  storageAccount: z.string().regex(/^[a-z0-9]{3,24}$/, 'storage account names are 3-24 lowercase letters and digits'),
+  container: z.string().regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/, 'container names are 3-63 lowercase letters, digits and single hyphens'),
+  folder: z.string().max(500).regex(/^(?:[^/\\]+(?:\/[^/\\]+)*)?$/, 'a relative path without leading, trailing or double slashes')
+    .refine((f) => !f.split('/').includes('..'), 'must not contain ".."').default(''),
+  accessTier: AccessTier.default('Hot'),
+  password: z.string().min(8, 'use at least 8 characters').max(1000).nullable().optional().openapi({ description: 'encryption password; null or absent = unencrypted; write-only' }),
+  immutability: z.boolean().default(false),
+  mode: z.enum(['auto', 'init', 'attach']).default('auto').openapi({ description: 'auto attaches an existing repository or initialises a new one' }),
+}).openapi('RepositoryCreate');
+export const RepositoryPatch = z.object({ name: Name, accessTier: AccessTier, immutability: z.boolean() }).partial().strict().openapi('RepositoryPatch');
+export const Repository = z.object({
+  id: z.string(), name: z.string(), serviceAccountId: z.string().nullable(), storageAccount: z.string(), container: z.string(), folder: z.string(),
+  accessTier: AccessTier, encrypted: z.boolean(), immutability: z.boolean(), formatId: z.string().nullable(), createdAt: Timestamp, updatedAt: Timestamp,
+}).openapi('Repository');
+export const RepositoryCreated = Repository.extend({ initialised: z.boolean().openapi({ description: 'true: a new repository was created; false: an existing one was attached' }) });
+
+// ---- worker configurations ----
+const WorkerFields = {
+  name: Name,
+  region: z.string().regex(/^[a-z0-9]+$/, 'an Azure region name such as "westeurope"'),
+  profile: z.enum(['small', 'medium', 'large', 'archive']).openapi({ description: 'VM size profile: small F2s_v2, medium F4s_v2, large F8s_v2, archive E2_v5' }),
+  virtualNetwork: z.string().min(1).nullable().optional(),
+  subnet: z.string().min(1).nullable().optional(),
+  privateNetwork: z.boolean().default(false),
+  maxWorkers: z.number().int().min(1).max(1000).default(5),
+};
+const networkPair = (v: { virtualNetwork?: string | null; subnet?: string | null }, ctx: z.RefinementCtx) => {
+  if (Boolean(v.virtualNetwork) !== Boolean(v.subnet)) ctx.addIssue({ code: 'custom', path: ['subnet'], message: 'give both virtualNetwork and subnet, or neither' });
+};
+export const WorkerConfigurationCreate = z.object(WorkerFields).superRefine(networkPair).openapi('WorkerConfigurationCreate');
+export const WorkerConfigurationPatch = patchOf(WorkerFields).openapi('WorkerConfigurationPatch');
+export const WorkerConfiguration = z.object({
+  id: z.string(), name: z.string(), region: z.string(), profile: z.enum(['small', 'medium', 'large', 'archive']), virtualNetwork: z.string().nullable(),
+  subnet: z.string().nullable(), privateNetwork: z.boolean(), maxWorkers: z.number(), createdAt: Timestamp, updatedAt: Timestamp,
+}).openapi('WorkerConfiguration');
+
+// ---- policies ----
+const Credential = z.object({
+  accountId: z.string().min(1),
+  username: z.string().min(1).max(200),
+  password: z.string().min(1).max(1000).optional().openapi({ description: 'write-only; may be left out on update to keep the stored one' }),
+});
+const Notifications = z.object({
+  onSuccess: z.boolean().default(false),
+  onWarning: z.boolean().default(true),
+  onFailure: z.boolean().default(true),
+  recipients: z.array(z.email()).default([]),
+});
+const PolicyFields = {
+  name: Name,
+  enabled: z.boolean().default(true),
+  priority: z.number().int().min(1).optional().openapi({ description: '1 is the highest; an account in several policies is processed by the highest-priority one; default: lowest' }),
+  serviceAccountId: z.string().min(1),
+  scope: Scope,
+  continuousTier: z.union([z.literal(7), z.literal(30)]).default(30),
+  backup: z.object({ repositoryId: z.string().min(1), schedules: Schedules, credentials: z.array(Credential).default([]) }).nullable().optional(),
+  archive: z.object({ repositoryId: z.string().min(1), schedule: ArchiveSchedule }).nullable().optional(),
+  notifications: Notifications.default({ onSuccess: false, onWarning: true, onFailure: true, recipients: [] }),
+};
+const archiveNeedsBackup = (v: { backup?: { repositoryId: string } | null; archive?: { repositoryId: string } | null }, ctx: z.RefinementCtx) => {
+  if (v.archive && !v.backup) ctx.addIssue({ code: 'custom', path: ['archive'], message: 'archive copies restore points of the backup to repository: configure backup too' });
+  if (v.archive && v.backup && v.archive.repositoryId === v.backup.repositoryId) ctx.addIssue({ code: 'custom', path: ['archive', 'repositoryId'], message: 'the archive repository must differ from the backup repository' });
+};
+export const PolicyCreate = z.object(PolicyFields).superRefine(archiveNeedsBackup).openapi('PolicyCreate');
+export const PolicyPatch = patchOf(PolicyFields).openapi('PolicyPatch');
+export const Policy = z.object({
+  id: z.string(), name: z.string(), enabled: z.boolean(), priority: z.number(), serviceAccountId: z.string(), scope: Scope,
+  continuousTier: z.union([z.literal(7), z.literal(30)]),
+  backup: z.object({ repositoryId: z.string(), schedules: Schedules, credentials: z.array(z.object({ accountId: z.string(), username: z.string(), hasSecret: z.literal(true) })) }).nullable(),
+  archive: z.object({ repositoryId: z.string(), schedule: ArchiveSchedule }).nullable(),
+  notifications: Notifications, createdAt: Timestamp, updatedAt: Timestamp,
+}).openapi('Policy');
+export const RunRequest = z.object({ type: z.enum(['backup', 'archive', 'configuration']).default('backup') }).openapi('RunRequest');
+const LocalDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD').refine((d) => !Number.isNaN(Date.parse(d + 'T00:00:00Z')), 'not a calendar date');
+export const PreviewQuery = z.object({ from: LocalDate.optional(), to: LocalDate.optional() });
+export const Preview = z.object({
+  policyId: z.string(), timeZone: z.string(), from: z.string(), to: z.string(),
+  days: z.array(z.object({
+    date: z.string(), created: z.array(z.string()), removed: z.array(z.string()),
+    points: z.array(z.object({ createdAt: z.string(), flags: z.array(z.object({ flag: z.string(), expiresAt: z.string() })) })),
+  })),
+}).openapi('RetentionPreview');
+
+// ---- sessions and restore points ----
+const SessionType = z.enum(['backup', 'archive', 'restore', 'configuration', 'retention', 'cleanup', 'report']);
+const SessionState = z.enum(['running', 'success', 'warning', 'failed']);
+export const Session = z.object({
+  id: z.string(), type: SessionType, state: SessionState, policyId: z.string().nullable(), trigger: z.enum(['schedule', 'manual', 'missed', 'system']),
+  scheduledFor: z.string().nullable(), flags: z.array(z.enum(['D', 'W', 'M', 'Y', 'A'])), startedAt: Timestamp, finishedAt: z.string().nullable(), bytes: z.number(),
+  accounts: z.array(z.object({
+    accountId: z.string(), accountName: z.string(), state: z.enum(['success', 'warning', 'failed', 'skipped']), bytes: z.number(),
+    restorePointId: z.string().optional(), message: z.string().optional(),
+  })),
+  error: z.string().nullable(), interrupted: z.boolean(),
+}).openapi('Session');
+export const SessionWithLog = Session.extend({ log: z.array(z.object({ at: Timestamp, level: z.enum(['info', 'warning', 'error']), message: z.string() })) }).openapi('SessionWithLog');
+export const SessionQuery = z.object({
+  policyId: z.string().optional(), type: SessionType.optional(), state: SessionState.optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+export const RestorePoint = z.object({
+  id: z.string(), policyId: z.string().nullable(), sessionId: z.string().nullable(), accountId: z.string(), accountName: z.string(),
+  kind: z.enum(['continuous', 'repository', 'archive']), createdAt: Timestamp, flags: z.array(z.object({ flag: z.enum(['D', 'W', 'M', 'Y', 'A']), expiresAt: z.string() })),
+  size: z.number(), repositoryId: z.string().nullable(), formatPointId: z.string().nullable(), accessTier: z.string().nullable(),
+  continuousTier: z.number().nullable(), windowStart: z.string().nullable(), windowEnd: z.string().nullable(),
+}).openapi('RestorePoint');
+export const RestorePointQuery = z.object({
+  accountId: z.string().optional(), policyId: z.string().optional(), kind: z.enum(['continuous', 'repository', 'archive']).optional(),
+  limit: z.coerce.number().int().min(1).max(10000).optional(),
+});
+
+// ---- settings ----
+const Smtp = z.object({
+  host: z.string().min(1), port: z.number().int().min(1).max(65535).default(587), secure: z.boolean().default(false),
+  username: z.string().min(1).nullable().default(null),
+  password: z.string().min(1).nullable().optional().openapi({ description: 'write-only; leave out to keep, null to clear' }),
+});
+export const SettingsInput = z.object({
+  sessionRetentionDays: z.number().int().min(1).max(36500).default(365),
+  email: z.object({
+    enabled: z.boolean().default(true),
+    smtp: Smtp,
+    from: z.email(),
+    to: z.array(z.email()).min(1),
+    notifyOnSuccess: z.boolean().default(false),
+    notifyOnWarning: z.boolean().default(true),
+    notifyOnFailure: z.boolean().default(true),
+    dailyReport: z.object({ enabled: z.boolean().default(false), time: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM').default('08:00') })
+      .default({ enabled: false, time: '08:00' }),
+  }).nullable().default(null),
+}).openapi('SettingsInput');
+export const Settings = z.object({
+  sessionRetentionDays: z.number(),
+  email: z.object({
+    enabled: z.boolean(),
+    smtp: z.object({ host: z.string(), port: z.number(), secure: z.boolean(), username: z.string().nullable(), hasPassword: z.boolean() }),
+    from: z.string(), to: z.array(z.string()), notifyOnSuccess: z.boolean(), notifyOnWarning: z.boolean(), notifyOnFailure: z.boolean(),
+    dailyReport: z.object({ enabled: z.boolean(), time: z.string() }),
+  }).nullable(),
+}).openapi('Settings');

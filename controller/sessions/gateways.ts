@@ -1,0 +1,66 @@
+// What sessions need from the outside world. The controller's start-up (controller/start.ts)
+// passes real implementations in; sessions never construct them.
+import type { CloudAccount } from '../policies/scope.ts';
+import type { ServiceAccountCredentials, RepositoryLocation, WorkerConfiguration } from '../db/config-store.ts';
+
+/** The Azure control plane, as seen by sessions. */
+export interface CloudGateway {
+  /** Cosmos DB accounts the service account can see in its subscriptions. */
+  listAccounts(sa: ServiceAccountCredentials): Promise<CloudAccount[]>;
+  /**
+   * Makes the account's continuous backup use `tier` days (one PATCH of its own: ARM refuses a
+   * tier change together with other properties) and reports what Azure can restore.
+   */
+  ensureContinuousBackup(sa: ServiceAccountCredentials, account: CloudAccount, tier: 7 | 30): Promise<{ changed: boolean; previousTier: 7 | 30 | null; oldestRestorableTime: Date | null }>;
+}
+
+export interface RepositoryAccess {
+  location: RepositoryLocation;
+  serviceAccount: ServiceAccountCredentials | null;
+  password: string | null;
+}
+
+/** The repository format (shared/repository), as the controller uses it. */
+export interface RepositoryGateway {
+  /** Creates a new repository; fails with REPO_EXISTS if one is there. Returns the format's repository id. */
+  init(repo: RepositoryAccess): Promise<{ formatId: string }>;
+  /** Opens an existing repository; REPO_NOT_FOUND if none, WRONG_PASSWORD/PASSWORD_REQUIRED on a bad password. */
+  attach(repo: RepositoryAccess): Promise<{ formatId: string }>;
+  /** Removes restore points from the repository (their data becomes garbage for gc). */
+  forget(repo: RepositoryAccess, formatPointIds: string[]): Promise<void>;
+}
+
+export interface BackupJob {
+  sessionId: string;
+  account: CloudAccount;
+  serviceAccount: ServiceAccountCredentials;
+  repository: RepositoryAccess;
+  /** database login for PostgreSQL; MongoDB RU accounts use the keys ARM returns */
+  credentials: { username: string; password: string } | null;
+  workerConfiguration: WorkerConfiguration | null;
+  signal: AbortSignal;
+  log(message: string): void;
+}
+export interface ArchiveJob {
+  sessionId: string;
+  account: CloudAccount;
+  serviceAccount: ServiceAccountCredentials;
+  source: RepositoryAccess;
+  target: RepositoryAccess;
+  formatPointId: string;
+  workerConfiguration: WorkerConfiguration | null;
+  signal: AbortSignal;
+  log(message: string): void;
+}
+
+/** Workers: launch a VM in the account's region, run the agent, deallocate. */
+export interface WorkerGateway {
+  runBackup(job: BackupJob): Promise<{ formatPointId: string; bytes: number }>;
+  runArchive(job: ArchiveJob): Promise<{ formatPointId: string; bytes: number }>;
+}
+
+export interface Gateways {
+  cloud: CloudGateway;
+  workers: WorkerGateway;
+  repositories: RepositoryGateway;
+}

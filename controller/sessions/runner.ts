@@ -1,0 +1,335 @@
+// Runs sessions: each run is a session row (state, timings, bytes, per-account results, log).
+// A session starts in the background and its row is the only way to follow it.
+import { CosmosBackupError, humanMessage } from '../../shared/errors.ts';
+import type { Db } from '../db/db.ts';
+import type { SecretBox } from '../db/secrets.ts';
+import * as cfg from '../db/config-store.ts';
+import * as st from '../db/session-store.ts';
+import type { AccountResult, Session, SessionTrigger, SessionType } from '../db/session-store.ts';
+import { DUMPABLE_KINDS, inScope, owners, type CloudAccount } from '../policies/scope.ts';
+import { applyRetention, assignFlags, flagExpiry } from '../policies/retention.ts';
+import { mostFrequentFlag } from '../policies/schedule.ts';
+import type { Flag } from '../policies/model.ts';
+import { addLocal } from '../policies/zoned.ts';
+import type { Gateways, RepositoryAccess } from './gateways.ts';
+
+export interface Logger {
+  info(msg: string, meta?: Record<string, unknown>): void;
+  error(msg: string, meta?: Record<string, unknown>): void;
+}
+export const silentLogger: Logger = { info() {}, error() {} };
+
+export interface StartRequest {
+  type: SessionType;
+  policyId?: string | null;
+  trigger: SessionTrigger;
+  scheduledFor?: Date | null;
+  flags?: Flag[];
+}
+
+/** One running session's handle for its body: log lines go to the session's log. */
+interface Ctx {
+  session: Session;
+  signal: AbortSignal;
+  log(level: 'info' | 'warning' | 'error', message: string): Promise<void>;
+}
+type Outcome = { state: 'success' | 'warning' | 'failed'; error?: string };
+
+export class SessionRunner {
+  readonly #db: Db;
+  readonly #box: SecretBox;
+  readonly #gw: Gateways;
+  readonly #logger: Logger;
+  readonly #inflight = new Map<Promise<void>, string>();
+  readonly #stop = new AbortController();
+
+  constructor(opts: { db: Db; box: SecretBox; gateways: Gateways; logger?: Logger }) {
+    this.#db = opts.db;
+    this.#box = opts.box;
+    this.#gw = opts.gateways;
+    this.#logger = opts.logger ?? silentLogger;
+  }
+
+  /** Inserts the session row and runs it in the background; undefined when a scheduled time was already served. */
+  async start(req: StartRequest): Promise<Session | undefined> {
+    if (this.#stop.signal.aborted) throw new CosmosBackupError('ABORTED', 'the controller is stopping');
+    const session = await st.insertSession(this.#db, req);
+    if (!session) return undefined;
+    const p = this.#run(session).finally(() => this.#inflight.delete(p));
+    this.#inflight.set(p, session.id);
+    return session;
+  }
+
+  /** Resolves when no session is running in this process. */
+  async idle(): Promise<void> {
+    while (this.#inflight.size) await Promise.allSettled([...this.#inflight.keys()]);
+  }
+
+  /**
+   * Graceful stop: running sessions are told to abort and end as failed. One that does not end
+   * within the grace time is recorded as failed here, so no row stays "running".
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.#stop.abort(new CosmosBackupError('ABORTED', 'the controller is stopping'));
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      this.idle().then(() => false),
+      new Promise<boolean>((r) => { timer = setTimeout(() => r(true), graceMs); }),
+    ]);
+    clearTimeout(timer);
+    if (!late) return;
+    for (const id of this.#inflight.values()) {
+      await st.appendLog(this.#db, id, 'error', 'controller stopped before this session ended').catch(() => {});
+      await st.finishSession(this.#db, id, 'failed', 'interrupted: the controller stopped').catch(() => {});
+    }
+  }
+
+  async #run(session: Session): Promise<void> {
+    const ctx: Ctx = {
+      session,
+      signal: this.#stop.signal,
+      log: (level, message) => st.appendLog(this.#db, session.id, level, message),
+    };
+    let outcome: Outcome;
+    try {
+      await ctx.log('info', `${session.type} session started (${session.trigger}${session.scheduledFor ? `, scheduled for ${session.scheduledFor}` : ''})`);
+      outcome = await this.#body(ctx);
+    } catch (e) {
+      outcome = { state: 'failed', error: humanMessage(e) };
+      await ctx.log('error', humanMessage(e)).catch(() => {});
+    }
+    try {
+      await st.finishSession(this.#db, session.id, outcome.state, outcome.error);
+    } catch (e) {
+      this.#logger.error('cannot record the end of a session', { sessionId: session.id, error: humanMessage(e) });
+    }
+    this.#logger.info('session finished', { sessionId: session.id, type: session.type, state: outcome.state });
+    // Retention follows every backup and archive that ran.
+    if ((session.type === 'backup' || session.type === 'archive') && session.policyId && outcome.state !== 'failed' && !this.#stop.signal.aborted) {
+      await this.start({ type: 'retention', policyId: session.policyId, trigger: 'system' }).catch((e) =>
+        this.#logger.error('cannot start retention', { policyId: session.policyId, error: humanMessage(e) }));
+    }
+  }
+
+  #body(ctx: Ctx): Promise<Outcome> {
+    switch (ctx.session.type) {
+      case 'backup': return this.#backup(ctx);
+      case 'archive': return this.#archive(ctx);
+      case 'configuration': return this.#configuration(ctx);
+      case 'retention': return this.#retention(ctx);
+      case 'cleanup': return this.#cleanup(ctx);
+      default: throw new CosmosBackupError('INVALID_ARGUMENT', `${ctx.session.type} sessions are not started by the controller core`);
+    }
+  }
+
+  /** Accounts in the policy's scope that this policy owns (a higher-priority policy takes an account first). */
+  async #accounts(ctx: Ctx, policy: cfg.Policy, sa: cfg.ServiceAccountCredentials): Promise<CloudAccount[]> {
+    const all = await this.#gw.cloud.listAccounts(sa);
+    const mine = all.filter((a) => inScope(a, policy.scope));
+    const policies = await cfg.listPolicies(this.#db);
+    const own = owners(policies.map((p) => ({ ...p, createdAt: new Date(p.createdAt) })), mine);
+    const out: CloudAccount[] = [];
+    for (const a of mine) {
+      const owner = own.get(a.id.toLowerCase());
+      if (owner === policy.id) out.push(a);
+      else await ctx.log('info', `${a.name}: skipped, processed by policy "${policies.find((p) => p.id === owner)?.name ?? owner}" (higher priority)`);
+    }
+    await ctx.log('info', `${out.length} account(s) in scope`);
+    return out;
+  }
+
+  async #repoAccess(repositoryId: string): Promise<RepositoryAccess & { repo: cfg.Repository }> {
+    const repo = await cfg.getRepository(this.#db, repositoryId);
+    return {
+      repo,
+      location: { storageAccount: repo.storageAccount, container: repo.container, folder: repo.folder },
+      serviceAccount: repo.serviceAccountId ? await cfg.serviceAccountCredentials(this.#db, this.#box, repo.serviceAccountId) : null,
+      password: await cfg.repositoryPassword(this.#db, this.#box, repositoryId),
+    };
+  }
+
+  async #policy(ctx: Ctx): Promise<{ policy: cfg.Policy; sa: cfg.ServiceAccountCredentials }> {
+    if (!ctx.session.policyId) throw new CosmosBackupError('INVALID_ARGUMENT', 'session has no policy');
+    const policy = await cfg.getPolicy(this.#db, ctx.session.policyId);
+    return { policy, sa: await cfg.serviceAccountCredentials(this.#db, this.#box, policy.serviceAccountId) };
+  }
+
+  async #backup(ctx: Ctx): Promise<Outcome> {
+    const { policy, sa } = await this.#policy(ctx);
+    if (!policy.backup) {
+      await ctx.log('info', 'backup to repository is off for this policy; accounts are protected by continuous backup');
+      return { state: 'success' };
+    }
+    const schedules = policy.backup.schedules;
+    const repo = await this.#repoAccess(policy.backup.repositoryId);
+    const createdAt = ctx.session.scheduledFor ? new Date(ctx.session.scheduledFor) : new Date(ctx.session.startedAt);
+    // A scheduled run carries the flags of every schedule due then; an on-demand run is kept like the most frequent schedule's points.
+    const flags = ctx.session.flags.length ? ctx.session.flags : [mostFrequentFlag(schedules)!];
+    const flagStates = assignFlags(flags, createdAt, schedules);
+    const results: AccountResult[] = [];
+    for (const account of await this.#accounts(ctx, policy, sa)) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      const base = { accountId: account.id, accountName: account.name, bytes: 0 };
+      if (!DUMPABLE_KINDS.includes(account.kind)) {
+        results.push({ ...base, state: 'skipped', message: `${account.kind} accounts are protected by continuous backup only` });
+        continue;
+      }
+      const credentials = (await cfg.policyCredential(this.#db, this.#box, policy.id, account.id)) ?? null;
+      if (account.kind === 'PostgreSQL' && !credentials) {
+        results.push({ ...base, state: 'failed', message: 'no database credentials for this account in the policy' });
+        await ctx.log('error', `${account.name}: no database credentials in the policy`);
+        await st.setAccounts(this.#db, ctx.session.id, results);
+        continue;
+      }
+      try {
+        await ctx.log('info', `${account.name}: backup to repository "${repo.repo.name}" started`);
+        const r = await this.#gw.workers.runBackup({
+          sessionId: ctx.session.id, account, serviceAccount: sa, repository: repo, credentials,
+          workerConfiguration: (await cfg.workerConfigurationFor(this.#db, account.region)) ?? null,
+          signal: ctx.signal, log: (m) => void ctx.log('info', `${account.name}: ${m}`).catch(() => {}),
+        });
+        const point = await st.insertRestorePoint(this.#db, {
+          policyId: policy.id, sessionId: ctx.session.id, accountId: account.id, accountName: account.name, kind: 'repository',
+          createdAt, flags: flagStates, size: r.bytes, repositoryId: repo.repo.id, formatPointId: r.formatPointId, accessTier: repo.repo.accessTier,
+        });
+        results.push({ ...base, state: 'success', bytes: r.bytes, restorePointId: point.id });
+        await ctx.log('info', `${account.name}: restore point ${point.id} created (${r.bytes} bytes, flags ${flags.join('')})`);
+      } catch (e) {
+        if (ctx.signal.aborted) throw e;
+        results.push({ ...base, state: 'failed', message: humanMessage(e) });
+        await ctx.log('error', `${account.name}: ${humanMessage(e)}`);
+      }
+      await st.setAccounts(this.#db, ctx.session.id, results);
+    }
+    await st.setAccounts(this.#db, ctx.session.id, results);
+    return summarize(results);
+  }
+
+  async #archive(ctx: Ctx): Promise<Outcome> {
+    const { policy, sa } = await this.#policy(ctx);
+    if (!policy.archive || !policy.backup) {
+      await ctx.log('info', 'archive is off for this policy');
+      return { state: 'success' };
+    }
+    const source = await this.#repoAccess(policy.backup.repositoryId);
+    const target = await this.#repoAccess(policy.archive.repositoryId);
+    const sched = policy.archive.schedule;
+    const kind: Flag = sched.weekly ? 'W' : sched.monthly ? 'M' : 'Y';
+    const results: AccountResult[] = [];
+    for (const account of await this.#accounts(ctx, policy, sa)) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      const latest = (await st.listRestorePoints(this.#db, { accountId: account.id, policyId: policy.id, kind: 'repository', limit: 1 }))[0];
+      const base = { accountId: account.id, accountName: account.name, bytes: 0 };
+      if (!latest?.formatPointId) {
+        results.push({ ...base, state: 'skipped', message: 'no restore point to archive yet' });
+        continue;
+      }
+      try {
+        const r = await this.#gw.workers.runArchive({
+          sessionId: ctx.session.id, account, serviceAccount: sa, source, target, formatPointId: latest.formatPointId,
+          workerConfiguration: (await cfg.workerConfigurationFor(this.#db, account.region)) ?? null,
+          signal: ctx.signal, log: (m) => void ctx.log('info', `${account.name}: ${m}`).catch(() => {}),
+        });
+        const createdAt = new Date(latest.createdAt);
+        const expiresAt = flagExpiry(kind, createdAt, { timeZone: sched.timeZone, weekly: sched.weekly, monthly: sched.monthly, yearly: sched.yearly })!;
+        const point = await st.insertRestorePoint(this.#db, {
+          policyId: policy.id, sessionId: ctx.session.id, accountId: account.id, accountName: account.name, kind: 'archive', createdAt,
+          flags: [{ flag: 'A', expiresAt }], size: r.bytes, repositoryId: target.repo.id, formatPointId: r.formatPointId, accessTier: target.repo.accessTier,
+        });
+        results.push({ ...base, state: 'success', bytes: r.bytes, restorePointId: point.id });
+        await ctx.log('info', `${account.name}: archived restore point of ${latest.createdAt} to "${target.repo.name}", kept until ${expiresAt.toISOString()}`);
+      } catch (e) {
+        if (ctx.signal.aborted) throw e;
+        results.push({ ...base, state: 'failed', message: humanMessage(e) });
+        await ctx.log('error', `${account.name}: ${humanMessage(e)}`);
+      }
+      await st.setAccounts(this.#db, ctx.session.id, results);
+    }
+    return summarize(results);
+  }
+
+  /** Every 8 hours: keep each account's continuous backup at the policy's tier and record the restore window. */
+  async #configuration(ctx: Ctx): Promise<Outcome> {
+    const { policy, sa } = await this.#policy(ctx);
+    const tier = policy.continuousTier;
+    const results: AccountResult[] = [];
+    for (const account of await this.#accounts(ctx, policy, sa)) {
+      const base = { accountId: account.id, accountName: account.name, bytes: 0 };
+      try {
+        const r = await this.#gw.cloud.ensureContinuousBackup(sa, account, tier);
+        if (r.changed) await ctx.log('warning', `${account.name}: continuous backup tier was ${r.previousTier ?? 'not continuous'}, set to ${tier} days`);
+        const now = new Date();
+        const tierStart = addLocal(now, 'UTC', { days: -tier });
+        const windowStart = new Date(Math.max(tierStart.getTime(), r.oldestRestorableTime?.getTime() ?? tierStart.getTime()));
+        const point = await st.insertRestorePoint(this.#db, {
+          policyId: policy.id, sessionId: ctx.session.id, accountId: account.id, accountName: account.name, kind: 'continuous',
+          createdAt: now, continuousTier: tier, windowStart, windowEnd: now,
+        });
+        // Records whose whole window has left the tier can no longer be restored to.
+        await this.#db.query(`DELETE FROM restore_points WHERE kind = 'continuous' AND lower(account_id) = lower($1) AND window_end < $2`, [account.id, tierStart]);
+        results.push({ ...base, state: r.changed ? 'warning' : 'success', restorePointId: point.id });
+      } catch (e) {
+        results.push({ ...base, state: 'failed', message: humanMessage(e) });
+        await ctx.log('error', `${account.name}: ${humanMessage(e)}`);
+      }
+    }
+    await st.setAccounts(this.#db, ctx.session.id, results);
+    // A tier correction is expected work, not a problem: the session succeeds.
+    return summarize(results.map((r) => (r.state === 'warning' ? { ...r, state: 'success' } : r)));
+  }
+
+  /** Harmonized retention: unassign expired flags, remove points with none left. */
+  async #retention(ctx: Ctx): Promise<Outcome> {
+    const { policy } = await this.#policy(ctx);
+    const stored = [
+      ...(await st.listRestorePoints(this.#db, { policyId: policy.id, kind: 'repository', limit: 100_000 })),
+      ...(await st.listRestorePoints(this.#db, { policyId: policy.id, kind: 'archive', limit: 100_000 })),
+    ];
+    const byId = new Map(stored.map((p) => [p.id, p]));
+    const r = applyRetention(stored.map((p) => ({ id: p.id, createdAt: new Date(p.createdAt), flags: st.flagStates(p) })), new Date());
+    for (const k of r.kept) {
+      if (k.flags.length !== byId.get(k.id)!.flags.length) {
+        await st.setFlags(this.#db, k.id, k.flags);
+        const gone = r.unassigned.find((u) => u.id === k.id)!.flags.join('');
+        await ctx.log('info', `${byId.get(k.id)!.accountName}: restore point of ${byId.get(k.id)!.createdAt} loses flag ${gone}, kept for ${k.flags.map((f) => f.flag).join('')}`);
+      }
+    }
+    let failed = 0;
+    const byRepo = new Map<string, typeof stored>();
+    for (const p of r.removed) {
+      const sp = byId.get(p.id)!;
+      byRepo.set(sp.repositoryId ?? '', [...(byRepo.get(sp.repositoryId ?? '') ?? []), sp]);
+    }
+    for (const [repoId, points] of byRepo) {
+      try {
+        if (repoId) await this.#gw.repositories.forget(await this.#repoAccess(repoId), points.map((p) => p.formatPointId!).filter(Boolean));
+        for (const p of points) {
+          await st.deleteRestorePoint(this.#db, p.id);
+          await ctx.log('info', `${p.accountName}: restore point of ${p.createdAt} removed (no flag left)`);
+        }
+      } catch (e) {
+        failed++;
+        await ctx.log('error', `cannot remove ${points.length} restore point(s) from repository ${repoId}: ${humanMessage(e)}; retried after the next backup`);
+      }
+    }
+    await ctx.log('info', `retention: ${r.kept.length} kept, ${r.removed.length} removed`);
+    return failed ? { state: 'warning', error: 'some restore points could not be removed' } : { state: 'success' };
+  }
+
+  /** Deletes session records older than the configured retention. */
+  async #cleanup(ctx: Ctx): Promise<Outcome> {
+    const settings = await cfg.getSettings(this.#db);
+    const cutoff = addLocal(new Date(), 'UTC', { days: -settings.sessionRetentionDays });
+    const n = await st.deleteOldSessions(this.#db, cutoff);
+    await ctx.log('info', `removed ${n} session record(s) finished before ${cutoff.toISOString()} (retention ${settings.sessionRetentionDays} days)`);
+    return { state: 'success' };
+  }
+}
+
+function summarize(results: AccountResult[]): Outcome {
+  const failed = results.filter((r) => r.state === 'failed').length;
+  const ok = results.filter((r) => r.state === 'success').length;
+  if (failed === 0) return { state: 'success' };
+  if (ok === 0) return { state: 'failed', error: `${failed} account(s) failed` };
+  return { state: 'warning', error: `${failed} of ${failed + ok} account(s) failed` };
+}

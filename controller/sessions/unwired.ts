@@ -1,0 +1,16 @@
+// Gateways for a controller started before the Azure, worker and repository layers are wired in:
+// configuration and the API work; any session that needs Azure fails with this one clear line.
+import { CosmosBackupError } from '../../shared/errors.ts';
+import type { Gateways } from './gateways.ts';
+
+const missing = (what: string) => async (): Promise<never> => {
+  throw new CosmosBackupError('INTERNAL', `${what} is not available in this build of the controller yet`);
+};
+
+export function unwiredGateways(): Gateways {
+  return {
+    cloud: { listAccounts: missing('the Azure layer'), ensureContinuousBackup: missing('the Azure layer') },
+    workers: { runBackup: missing('the worker layer'), runArchive: missing('the worker layer') },
+    repositories: { init: missing('the repository library'), attach: missing('the repository library'), forget: missing('the repository library') },
+  };
+}

@@ -1,0 +1,95 @@
+// In-memory stand-ins for the controller's gateways (Azure control plane, workers, repository
+// format), for controller tests only. They keep just enough state to check what sessions did.
+import { randomUUID, createHash } from 'node:crypto';
+import { CosmosBackupError } from '../../../shared/errors.ts';
+import type { CloudGateway, Gateways, RepositoryAccess, RepositoryGateway, WorkerGateway, BackupJob, ArchiveJob } from '../../../controller/sessions/gateways.ts';
+import type { CloudAccount } from '../../../controller/policies/scope.ts';
+import type { ServiceAccountCredentials } from '../../../controller/db/config-store.ts';
+
+export class InMemoryCloud implements CloudGateway {
+  accounts: CloudAccount[] = [];
+  tiers = new Map<string, 7 | 30>();
+  readonly signIns: ServiceAccountCredentials[] = [];
+
+  addAccount(a: Partial<CloudAccount> & { name: string }): CloudAccount {
+    const sub = a.subscriptionId ?? '00000000-0000-0000-0000-000000000001';
+    const rg = a.resourceGroup ?? 'rg-data';
+    const acc: CloudAccount = {
+      id: `/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.DocumentDB/databaseAccounts/${a.name}`,
+      subscriptionId: sub, resourceGroup: rg, region: 'westeurope', kind: 'PostgreSQL', tags: {}, ...a,
+    };
+    this.accounts.push(acc);
+    return acc;
+  }
+
+  async listAccounts(sa: ServiceAccountCredentials): Promise<CloudAccount[]> {
+    this.signIns.push(sa);
+    return this.accounts.filter((a) => sa.subscriptions.length === 0 || sa.subscriptions.includes(a.subscriptionId));
+  }
+
+  async ensureContinuousBackup(_sa: ServiceAccountCredentials, account: CloudAccount, tier: 7 | 30) {
+    const previousTier = this.tiers.get(account.id) ?? null;
+    this.tiers.set(account.id, tier);
+    return { changed: previousTier !== tier, previousTier, oldestRestorableTime: null };
+  }
+}
+
+export class InMemoryRepositories implements RepositoryGateway {
+  readonly repos = new Map<string, { formatId: string; passwordHash: string | null; points: Set<string> }>();
+  readonly forgotten: string[] = [];
+  static key(r: RepositoryAccess) { return `${r.location.storageAccount}/${r.location.container}/${r.location.folder}`; }
+  static hash(p: string | null) { return p === null ? null : createHash('sha256').update(p).digest('hex'); }
+
+  async init(r: RepositoryAccess) {
+    const k = InMemoryRepositories.key(r);
+    if (this.repos.has(k)) throw new CosmosBackupError('REPO_EXISTS', `a repository already exists at ${k}`);
+    const formatId = randomUUID();
+    this.repos.set(k, { formatId, passwordHash: InMemoryRepositories.hash(r.password), points: new Set() });
+    return { formatId };
+  }
+
+  async attach(r: RepositoryAccess) {
+    const repo = this.repos.get(InMemoryRepositories.key(r));
+    if (!repo) throw new CosmosBackupError('REPO_NOT_FOUND', `no repository at ${InMemoryRepositories.key(r)}`);
+    if (repo.passwordHash && !r.password) throw new CosmosBackupError('PASSWORD_REQUIRED', 'the repository is encrypted: give its password');
+    if (repo.passwordHash !== InMemoryRepositories.hash(r.password)) throw new CosmosBackupError('WRONG_PASSWORD', 'wrong repository password');
+    return { formatId: repo.formatId };
+  }
+
+  async forget(r: RepositoryAccess, ids: string[]) {
+    const repo = this.repos.get(InMemoryRepositories.key(r));
+    if (!repo) throw new CosmosBackupError('REPO_NOT_FOUND', 'no repository');
+    for (const id of ids) { repo.points.delete(id); this.forgotten.push(id); }
+  }
+}
+
+/** Workers that finish at once, or (mode 'hang') never finish until aborted. */
+export class InMemoryWorkers implements WorkerGateway {
+  mode: 'finish' | 'hang' | 'fail' = 'finish';
+  readonly started: BackupJob[] = [];
+  readonly archived: ArchiveJob[] = [];
+  readonly repos: InMemoryRepositories;
+  constructor(repos: InMemoryRepositories) { this.repos = repos; }
+
+  async runBackup(job: BackupJob) {
+    this.started.push(job);
+    job.log('worker started');
+    if (this.mode === 'fail') throw new CosmosBackupError('DATABASE_AUTH', 'password authentication failed for user "backup"');
+    if (this.mode === 'hang') {
+      await new Promise<never>((_, reject) => job.signal.addEventListener('abort', () => reject(job.signal.reason), { once: true }));
+    }
+    const id = randomUUID();
+    this.repos.repos.get(InMemoryRepositories.key(job.repository))?.points.add(id);
+    return { formatPointId: id, bytes: 1000 + this.started.length };
+  }
+
+  async runArchive(job: ArchiveJob) {
+    this.archived.push(job);
+    return { formatPointId: randomUUID(), bytes: 500 };
+  }
+}
+
+export function fakeGateways(): Gateways & { cloud: InMemoryCloud; workers: InMemoryWorkers; repositories: InMemoryRepositories } {
+  const repositories = new InMemoryRepositories();
+  return { cloud: new InMemoryCloud(), workers: new InMemoryWorkers(repositories), repositories };
+}

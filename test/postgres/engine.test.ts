@@ -1,0 +1,155 @@
+// The PostgreSQL engine end to end: backup into a repository, restore into a new database, and
+// judge fidelity by pg_dump --schema-only of source and target, table checksums, sequences and
+// large objects. Also the exported SQL script loaded with psql alone.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, createWriteStream } from 'node:fs';
+import { finished } from 'node:stream/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { usePostgres, createTestDatabase, type PostgresServer } from '../support/postgres.ts';
+import { openStore } from '../../shared/storage/open.ts';
+import { Repository } from '../../shared/repository/repository.ts';
+import { openRestorePoint } from '../../shared/repository/reader.ts';
+import { verifyRepository } from '../../shared/repository/verify.ts';
+import { backupPostgres } from '../../agent/engines/postgres/backup.ts';
+import { restorePostgres, loadSchema } from '../../agent/engines/postgres/restore.ts';
+import { exportPostgresSql } from '../../agent/engines/postgres/export.ts';
+import { resolveTarget } from '../../agent/engines/postgres/connection.ts';
+import { connect, normalizeDump, pgDump, psqlFile, tableChecksums, textDiff } from '../postgres-schema/helpers.ts';
+
+const here = import.meta.dirname;
+const SCHEMA_ONLY = ['--schema-only', '--no-owner', '--no-privileges'];
+
+async function fixtureDb(server: PostgresServer): Promise<string> {
+  const db = await createTestDatabase(server, 'engine_src');
+  await psqlFile(server, db, path.join(here, '../postgres-schema/fixtures/rich-schema.sql'));
+  await psqlFile(server, db, path.join(here, 'fixtures-data.sql'));
+  return db;
+}
+
+async function facts(server: PostgresServer, db: string) {
+  const c = await connect(server, db);
+  try {
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const { readSchema } = await import('../../agent/engines/postgres/catalog.ts');
+    const doc = await readSchema(c);
+    const sums = await tableChecksums(c, doc);
+    const seqs = (await c.query(`SELECT schemaname || '.' || sequencename AS s, last_value::text AS v FROM pg_sequences ORDER BY 1`)).rows;
+    const los = (await c.query(`SELECT oid::text, md5(lo_get(oid)) AS h FROM pg_largeobject_metadata ORDER BY oid`)).rows;
+    await c.query('COMMIT');
+    return { sums, seqs, los };
+  } finally { await c.end(); }
+}
+
+async function expectSame(server: PostgresServer, src: string, dst: string): Promise<void> {
+  const a = normalizeDump(await pgDump(server, src, SCHEMA_ONLY));
+  const b = normalizeDump(await pgDump(server, dst, SCHEMA_ONLY));
+  if (a !== b) assert.fail(`pg_dump --schema-only differs:\n${await textDiff(a, b)}`);
+  const fa = await facts(server, src);
+  const fb = await facts(server, dst);
+  assert.deepEqual(fb.sums, fa.sums, 'table checksums');
+  assert.deepEqual(fb.seqs, fa.seqs, 'sequence values');
+  assert.deepEqual(fb.los, fa.los, 'large objects');
+  assert.ok(Object.keys(fa.sums).length > 10 && fa.los.length >= 1, 'the fixture is rich');
+}
+
+test('rich database: backup, restore into a new database, identical schema dump, data, sequences and large objects; export script loads with psql', async () => {
+  const server = await usePostgres();
+  const src = await fixtureDb(server);
+  const dir = mkdtempSync(path.join(tmpdir(), 'cb-pg-'));
+  const repo = await Repository.init(await openStore(dir, { create: true }), { password: 'pw', scrypt: { N: 1024, r: 8, p: 1 } });
+  // A small split size makes the big table go out in several ctid ranges on parallel connections.
+  const rp = await backupPostgres(repo, resolveTarget(server.url(src)), { parallel: 3, splitBytes: 256 * 1024, labels: { env: 'test' } });
+  assert.equal(rp.engine, 'postgres');
+  assert.equal(rp.labels.env, 'test');
+  assert.ok(rp.objects.filter((o) => o.name.includes('"select"')).length > 1, 'the big table was split');
+  assert.match(String(rp.server.version), /1[5-9]\.\d+/);
+  assert.ok(!JSON.stringify(rp).includes(server.password), 'no password in the manifest');
+
+  const dst = `engine_dst_${Date.now()}`;
+  const res = await restorePostgres(repo, rp.id, resolveTarget(server.url(dst)), { parallel: 3 });
+  assert.equal(res.database, dst);
+  await expectSame(server, src, dst);
+
+  // Plain SQL export loaded with psql alone.
+  const reader = await openRestorePoint(repo, rp.id);
+  const file = path.join(dir, 'export.sql');
+  const out = createWriteStream(file);
+  await exportPostgresSql(reader, out);
+  out.end();
+  await finished(out);
+  const viaSql = await createTestDatabase(server, 'engine_sql');
+  await psqlFile(server, viaSql, file);
+  await expectSame(server, src, viaSql);
+
+  const v = await verifyRepository(repo, { readData: true });
+  assert.deepEqual(v.problems, []);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('an unchanged second backup adds almost nothing; restore refuses a non-empty target without --clean', async () => {
+  const server = await usePostgres();
+  const src = await createTestDatabase(server, 'engine_dedup');
+  const c = await connect(server, src);
+  await c.query(`CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 50000) i;`);
+  await c.end();
+  const repo = await Repository.init(await openStore(mkdtempSync(path.join(tmpdir(), 'cb-pg-')), { create: true }), {});
+  const first = await backupPostgres(repo, resolveTarget(server.url(src)));
+  const second = await backupPostgres(repo, resolveTarget(server.url(src)));
+  assert.ok(second.stats.storedBytes <= first.stats.storedBytes * 0.01 + 4096, `second backup stored ${second.stats.storedBytes} of ${first.stats.storedBytes}`);
+  await assert.rejects(restorePostgres(repo, second.id, resolveTarget(server.url(src))), (e: any) => e.code === 'TARGET_NOT_EMPTY' && /--clean/.test(e.message));
+  const res = await restorePostgres(repo, second.id, resolveTarget(server.url(src)), { clean: true });
+  assert.equal(res.database, src);
+});
+
+test('consistency: writes committed during a backup are entirely in or entirely out of the restore point', async () => {
+  const server = await usePostgres();
+  const db = await createTestDatabase(server, 'engine_consistent');
+  const c = await connect(server, db);
+  await c.query(`CREATE TABLE a (id int PRIMARY KEY, balance bigint, pad text); CREATE TABLE b (id int PRIMARY KEY, balance bigint, pad text);
+    INSERT INTO a SELECT i, 1000, repeat('p', 200) FROM generate_series(1, 40000) i;
+    INSERT INTO b SELECT i, 1000, repeat('q', 200) FROM generate_series(1, 40000) i;`);
+  const total = async (client: typeof c) => Number((await client.query('SELECT (SELECT sum(balance) FROM a) + (SELECT sum(balance) FROM b) AS s')).rows[0].s);
+  const expected = await total(c);
+  let stop = false;
+  let transfers = 0;
+  const writer = (async () => {
+    while (!stop) {
+      const id = 1 + Math.floor(Math.random() * 40000);
+      await c.query('BEGIN');
+      await c.query('UPDATE a SET balance = balance - 7 WHERE id = $1', [id]);
+      await c.query('UPDATE b SET balance = balance + 7 WHERE id = $1', [id]);
+      await c.query('COMMIT');
+      transfers++;
+    }
+  })();
+  const repo = await Repository.init(await openStore(mkdtempSync(path.join(tmpdir(), 'cb-pg-')), { create: true }), {});
+  // Wait for transfers to be under way, back up while they continue, then stop them.
+  while (transfers < 20) await new Promise((r) => setTimeout(r, 10));
+  const rp = await backupPostgres(repo, resolveTarget(server.url(db)), { parallel: 2, splitBytes: 1024 * 1024 });
+  const during = transfers;
+  stop = true;
+  await writer;
+  assert.ok(transfers > 20 && during > 20, 'transfers ran during the backup');
+  await c.end();
+  const dst = `consistent_dst_${Date.now()}`;
+  await restorePostgres(repo, rp.id, resolveTarget(server.url(dst)));
+  const d = await connect(server, dst);
+  assert.equal(await total(d), expected);
+  await d.end();
+});
+
+test('schema document is stored in the restore point and server facts are recorded', async () => {
+  const server = await usePostgres();
+  const db = await createTestDatabase(server, 'engine_facts');
+  const repo = await Repository.init(await openStore(mkdtempSync(path.join(tmpdir(), 'cb-pg-')), { create: true }), {});
+  const c = await connect(server, db);
+  await c.query('CREATE EXTENSION IF NOT EXISTS pgcrypto; CREATE TABLE x (id int)');
+  await c.end();
+  const rp = await backupPostgres(repo, resolveTarget(server.url(db)));
+  const doc = await loadSchema(await openRestorePoint(repo, rp.id));
+  assert.equal(doc.server.encoding, 'UTF8');
+  assert.ok((rp.server.extensions as { name: string }[]).some((e) => e.name === 'pgcrypto'));
+  assert.equal(rp.source, `127.0.0.1:${server.port}`);
+});
