@@ -2,10 +2,12 @@
 // node's built-in test runner over test/**/*.test.ts, and stops the services whatever happens.
 import { spawn } from 'node:child_process';
 import { startServices } from '../test/support/services.ts';
+import { ensurePostgres } from './ensure-postgres.ts';
 
 const args = process.argv.slice(2);
 const files = args.filter((a) => !a.startsWith('--'));
 const flags = args.filter((a) => a.startsWith('--'));
+ensurePostgres();
 const services = await startServices();
 let code: number;
 try {

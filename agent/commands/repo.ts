@@ -104,7 +104,7 @@ export function registerRepoCommands(program: Command): void {
       if (o.json) out(true, res, '');
       else {
         for (const p of res.problems) say(`error: ${p.message.startsWith('corrupt object') ? p.message : `${p.object}: ${p.message}`}`);
-        say(`${res.restorePoints} restore points, ${res.indexObjects} index objects, ${res.packs} packs${o.readData ? `, ${res.blobsChecked} blobs (${formatBytes(res.bytesRead)}) re-hashed` : ''}: ${res.problems.length ? `${res.problems.length} problem(s)` : 'no problems'}`);
+        say(`${res.restorePoints} restore points, ${res.indexObjects} index objects, ${res.packs} packs${o.readData ? `, ${res.blobsChecked} chunks (${formatBytes(res.bytesRead)}) re-hashed` : ''}: ${res.problems.length ? `${res.problems.length} problem(s)` : 'no problems'}`);
       }
       if (res.problems.length) {
         const first = res.problems[0]!;

@@ -1,0 +1,173 @@
+// Builds the agent as one self-contained Linux executable, offline (docs/AGENT.md):
+//   1. esbuild bundles agent/main.ts and everything it imports into one CommonJS file;
+//   2. the pinned registry Node (node_modules/node/bin/node, Node 24) turns it into a SEA blob;
+//   3. postject's API injects the blob into a copy of that same Node binary;
+//   4. the result is smoke-tested (`--version` with an empty environment must print the agent's
+//      version: a failed injection silently leaves a plain `node`), then hashed and described.
+// Outputs dist/cosmos-backup-agent-linux-x64, .md5 (md5sum format) and .json (manifest).
+// Skips all of it when the binary is newer than every source file, unless --force.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const BINARY_NAME = 'cosmos-backup-agent-linux-x64';
+export const DIST = path.join(ROOT, 'dist');
+export const BINARY = path.join(DIST, BINARY_NAME);
+export const MANIFEST = `${BINARY}.json`;
+/** The registry Node (npm package `node`, pinned in package.json) the binary is built over. */
+export const NODE_BINARY = path.join(ROOT, 'node_modules', 'node', 'bin', 'node');
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+/**
+ * Optional modules the mongodb driver (and pg) probe for with require() inside try/catch. They
+ * are not installed and must not be bundled; inside the binary require() of them throws, which
+ * the drivers treat as "feature not available".
+ */
+export const OPTIONAL_EXTERNALS = [
+  'kerberos', 'snappy', '@mongodb-js/zstd', 'mongodb-client-encryption', 'aws4', 'gcp-metadata', 'socks',
+  '@aws-sdk/credential-providers', 'pg-native',
+];
+
+/** Inputs whose change means a rebuild. */
+const SOURCE_ROOTS = ['agent', 'shared', 'scripts/build-agent.ts', 'package.json', 'package-lock.json'];
+
+export interface AgentManifest {
+  name: string;
+  version: string;
+  commit: string;
+  size: number;
+  md5: { hex: string; base64: string };
+  sha256: string;
+  node: string;
+  builtAt: string;
+}
+
+function newestSource(p: string): number {
+  const st = statSync(p, { throwIfNoEntry: false });
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = st.mtimeMs;
+  for (const e of readdirSync(p)) newest = Math.max(newest, newestSource(path.join(p, e)));
+  return newest;
+}
+
+/** True when the binary and its manifest exist and are newer than every source file. */
+export function isUpToDate(): boolean {
+  const bin = statSync(BINARY, { throwIfNoEntry: false });
+  if (!bin || !existsSync(MANIFEST)) return false;
+  const newest = Math.max(...SOURCE_ROOTS.map((s) => newestSource(path.join(ROOT, s))));
+  return bin.mtimeMs > newest;
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+function hashFile(file: string, algo: 'md5' | 'sha256'): Buffer {
+  return createHash(algo).update(readFileSync(file)).digest();
+}
+
+export interface BuildOptions {
+  force?: boolean;
+  log?: (line: string) => void;
+}
+
+export async function buildAgent(opts: BuildOptions = {}): Promise<AgentManifest & { rebuilt: boolean; seconds: number }> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const started = Date.now();
+  if (!opts.force && isUpToDate()) {
+    const m = JSON.parse(readFileSync(MANIFEST, 'utf8')) as AgentManifest;
+    log(`${BINARY_NAME} is up to date (${m.version}, ${m.commit}); use --force to rebuild`);
+    return { ...m, rebuilt: false, seconds: 0 };
+  }
+  if (!existsSync(NODE_BINARY)) throw new Error(`the registry Node binary is missing at ${NODE_BINARY}: run npm ci`);
+  const nodeVersion = execFileSync(NODE_BINARY, ['--version'], { encoding: 'utf8', env: {} }).trim();
+  if (!/^v24\./.test(nodeVersion)) throw new Error(`expected Node 24 at ${NODE_BINARY}, found ${nodeVersion}`);
+
+  const version = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const commit = gitCommit();
+  const work = path.join(DIST, '.build');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const bundle = path.join(work, 'agent.cjs');
+  const blob = path.join(work, 'sea-prep.blob');
+  const seaConfig = path.join(work, 'sea-config.json');
+  const tmpBinary = path.join(work, BINARY_NAME);
+
+  // 1. one CommonJS file
+  const { build } = await import('esbuild');
+  const res = await build({
+    entryPoints: [path.join(ROOT, 'agent', 'main.ts')],
+    outfile: bundle,
+    bundle: true,
+    platform: 'node',
+    target: 'node24',
+    format: 'cjs',
+    external: OPTIONAL_EXTERNALS,
+    define: {
+      __AGENT_VERSION__: JSON.stringify(version),
+      __AGENT_COMMIT__: JSON.stringify(commit),
+      // ESM sources read import.meta.url only for development fallbacks; in a CJS bundle it would
+      // be empty. A fixed URL that is never argv[1] also keeps cli.ts from running main twice.
+      'import.meta.url': JSON.stringify('file:///cosmos-backup-agent/agent.cjs'),
+    },
+    legalComments: 'none',
+    logLevel: 'error',
+    metafile: true,
+  });
+  const bundleBytes = statSync(bundle).size;
+  log(`bundled ${Object.keys(res.metafile.inputs).length} modules into ${(bundleBytes / 1048576).toFixed(1)} MiB`);
+
+  // 2. the SEA blob, made by the same Node that runs it
+  writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }));
+  execFileSync(NODE_BINARY, ['--experimental-sea-config', seaConfig], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+
+  // 3. inject into a copy of that Node
+  copyFileSync(NODE_BINARY, tmpBinary);
+  chmodSync(tmpBinary, 0o755);
+  const require = createRequire(import.meta.url);
+  const { inject } = require('postject') as { inject: (file: string, name: string, data: Buffer, o: { sentinelFuse: string }) => Promise<void> };
+  await inject(tmpBinary, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
+
+  // 4. smoke test with an empty environment: a plain node would print its own version
+  let out = '';
+  try {
+    out = execFileSync(tmpBinary, ['--version'], { encoding: 'utf8', env: {}, cwd: work, timeout: 60_000 }).trim();
+  } catch (e) {
+    throw new Error(`smoke test of the built binary failed: ${(e as Error).message}`, { cause: e });
+  }
+  if (out !== `${version} (${commit})`) {
+    throw new Error(`smoke test of the built binary failed: --version printed "${out.slice(0, 200)}", expected "${version} (${commit})" (was the SEA blob injected?)`);
+  }
+
+  renameSync(tmpBinary, BINARY);
+  const md5 = hashFile(BINARY, 'md5');
+  const manifest: AgentManifest = {
+    name: BINARY_NAME, version, commit, size: statSync(BINARY).size,
+    md5: { hex: md5.toString('hex'), base64: md5.toString('base64') },
+    sha256: hashFile(BINARY, 'sha256').toString('hex'),
+    node: nodeVersion, builtAt: new Date().toISOString(),
+  };
+  writeFileSync(`${BINARY}.md5`, `${manifest.md5.hex}  ${BINARY_NAME}\n`);
+  writeFileSync(MANIFEST, JSON.stringify(manifest, null, 2) + '\n');
+  rmSync(work, { recursive: true, force: true });
+  const seconds = (Date.now() - started) / 1000;
+  log(`built ${path.relative(ROOT, BINARY)}: ${(manifest.size / 1048576).toFixed(1)} MiB, version ${version} (${commit}), ${nodeVersion}, md5 ${manifest.md5.hex}, in ${seconds.toFixed(1)} s`);
+  return { ...manifest, rebuilt: true, seconds };
+}
+
+const isEntry = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isEntry) {
+  buildAgent({ force: process.argv.includes('--force') }).catch((e: unknown) => {
+    process.stderr.write(`build:agent failed: ${(e as Error).message}\n`);
+    process.exitCode = 1;
+  });
+}
