@@ -155,3 +155,30 @@ test('forget then gc frees the data of the forgotten restore point only', async 
   assert.ok((await r.readObject(t)).equals(text));
   rmSync(dir, { recursive: true, force: true });
 });
+
+test('gc repacks packs that became mostly garbage, keeping every live chunk readable', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'cb-repack-'));
+  const store = await openStore(dir, { create: true });
+  const repo = await Repository.init(store, { packSize: 4 * 1024 * 1024 });
+  // One backup holding a small object and a large one in the same pack(s).
+  const small = randomBytes(200_000);
+  const w = await startBackup(repo, { engine: 'test', database: 'db', source: 'unit' });
+  await w.putObject('small', 'table-data', small);
+  await w.putObject('large', 'table-data', randomBytes(3_000_000));
+  const rp1 = await w.commit();
+  // A second restore point keeps only the small object alive.
+  const w2 = await startBackup(repo, { engine: 'test', database: 'db', source: 'unit' });
+  await w2.putObject('small', 'table-data', small);
+  const rp2 = await w2.commit();
+  await forget(repo, [rp1.id]);
+  const res = await gc(repo, { graceMs: 0, now: Date.now() + 1000 });
+  assert.ok(res.packsRepacked >= 1, JSON.stringify(res));
+  const packs = files(dir).filter((f) => f.startsWith('data/'));
+  const total = packs.reduce((n, f) => n + statSync(path.join(dir, f)).size, 0);
+  assert.ok(total < 1_000_000, `after repack ${total} bytes of packs remain`);
+  const v = await verifyRepository(repo, { readData: true });
+  assert.deepEqual(v.problems, []);
+  const r = await openRestorePoint(repo, rp2.id);
+  assert.ok((await r.readObject(r.restorePoint.objects[0]!)).equals(small));
+  rmSync(dir, { recursive: true, force: true });
+});

@@ -1,0 +1,145 @@
+// `npm run bench:pg [-- --gb 1 --parallel 2]`: the PostgreSQL engine against the tools users
+// would otherwise pick, in one run on the same data in the harness PostgreSQL server:
+// raw COPY to /dev/null (the floor), pg_dump -Fc, pg_dump -Fd -j N, the agent's full backup, an
+// unchanged second backup, backups after 1% of rows changed (clustered and spread), the agent's
+// restore and pg_restore -j N. Prints MB/s (of COPY text), ratios, bytes added, peak RSS.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { startPostgres } from '../test/support/postgres.ts';
+import { ensurePostgres } from './ensure-postgres.ts';
+
+const arg = (name: string, def: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1]! : (process.env[`BENCH_${name.toUpperCase()}`] ?? def); };
+const GB = Number(arg('gb', '1'));
+const PAR = Number(arg('parallel', '2'));
+const work = mkdtempSync(path.join(tmpdir(), 'bench-pg-'));
+const cli = path.resolve(import.meta.dirname, '..', 'agent', 'cli.ts');
+const out = (s: string) => process.stdout.write(s + '\n');
+
+ensurePostgres();
+const server = await startPostgres({ log: !!process.env.BENCH_PG_LOG });
+const env = { ...process.env, PGPASSWORD: server.password };
+const pgArgs = ['-h', '127.0.0.1', '-p', String(server.port), '-U', 'postgres'];
+
+function run(cmd: string, args: string[], opts: { stdout?: 'ignore' | 'pipe' } = {}): Promise<{ ms: number; peakRss: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { env, stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'] });
+    let stdout = ''; let stderr = ''; let peak = 0;
+    child.stdout?.on('data', (d: Buffer) => { stdout += d; });
+    child.stderr.on('data', (d: Buffer) => { stderr += d; });
+    const poll = setInterval(() => {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+      } catch { /* exited */ }
+    }, 50);
+    child.on('exit', (code) => {
+      clearInterval(poll);
+      if (code === 0) resolve({ ms: performance.now() - t0, peakRss: peak, stdout });
+      else reject(new Error(`${path.basename(cmd)} ${args[0]} failed (${code}): ${stderr.slice(-2000)}`));
+    });
+  });
+}
+const agent = (args: string[]) => run(process.execPath, [cli, ...args]);
+const dirSize = (p: string): number => { const s = statSync(p); return s.isDirectory() ? readdirSync(p).reduce((n, f) => n + dirSize(path.join(p, f)), 0) : s.size; };
+
+try {
+  const admin = new pg.Client({ connectionString: server.url() });
+  await admin.connect();
+  await admin.query('CREATE DATABASE bench');
+  await admin.end();
+  const db = new pg.Client({ connectionString: server.url('bench') });
+  db.on('error', () => { /* reported by the failing query */ });
+  await db.connect();
+  const orders = Math.round(2_600_000 * GB);
+  const events = Math.round(1_300_000 * GB);
+  out(`bench:pg — generating ~${GB} GB (orders ${orders}, events ${events}) in PostgreSQL ${(await db.query('SHOW server_version')).rows[0].server_version}…`);
+  await db.query(`CREATE EXTENSION IF NOT EXISTS pgcrypto;
+    CREATE TABLE orders (id bigint PRIMARY KEY, customer uuid NOT NULL, placed_at timestamptz NOT NULL, status text NOT NULL, total numeric(12,2), note text, items jsonb);
+    CREATE TABLE events (id bigint PRIMARY KEY, order_id bigint, kind text, payload bytea, at timestamptz);`);
+  const batch = 250_000;
+  for (let s = 1; s <= orders; s += batch) {
+    await db.query(`INSERT INTO orders SELECT i, gen_random_uuid(), now() - (i || ' seconds')::interval,
+        (ARRAY['new','paid','shipped','delivered','returned'])[1 + i % 5], round((random() * 2000)::numeric, 2),
+        CASE WHEN i % 3 = 0 THEN NULL ELSE 'customer note ' || md5(i::text) || ' ' || repeat(chr(97 + (i % 26)::int), (i % 40)::int) END,
+        jsonb_build_object('sku', 'SKU-' || (i % 4999), 'qty', 1 + i % 7, 'price', round((random() * 100)::numeric, 2), 'tags', jsonb_build_array('t' || (i % 13), 't' || (i % 17)))
+      FROM generate_series($1::bigint, $2::bigint) i`, [s, Math.min(orders, s + batch - 1)]);
+  }
+  for (let s = 1; s <= events; s += batch) {
+    await db.query(`INSERT INTO events SELECT i, 1 + (i * 7) % ${orders}, (ARRAY['created','paid','packed','shipped'])[1 + i % 4],
+        decode(md5(i::text) || md5((i * 3)::text), 'hex'), now() - (i || ' seconds')::interval
+      FROM generate_series($1::bigint, $2::bigint) i`, [s, Math.min(events, s + batch - 1)]);
+  }
+  await db.query('VACUUM ANALYZE');
+  const onDisk = Number((await db.query(`SELECT pg_database_size('bench') AS s`)).rows[0].s);
+
+  // The floor: raw COPY of every table to nowhere, N connections in parallel.
+  let copyBytes = 0;
+  const tf = performance.now();
+  await Promise.all(['orders', 'events'].map(async (t) => {
+    const c = new pg.Client({ connectionString: server.url('bench') });
+    await c.connect();
+    const s = c.query(copyTo(`COPY ${t} TO STDOUT`));
+    for await (const chunk of s) copyBytes += (chunk as Buffer).length;
+    await c.end();
+  }));
+  const floorMs = performance.now() - tf;
+  const mbps = (ms: number) => `${(copyBytes / 1e6 / (ms / 1000)).toFixed(0).padStart(5)} MB/s`;
+  const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+  out(`database: ${mib(onDisk)} on disk, ${mib(copyBytes)} of COPY text\n`);
+  const rows: [string, number, string][] = [];
+  const add = (name: string, ms: number, note = '') => { rows.push([name, ms, note]); out(`${name.padEnd(48)} ${(ms / 1000).toFixed(2).padStart(7)} s ${mbps(ms)}  ${note}`); };
+  add(`raw COPY of every table to /dev/null (floor)`, floorMs);
+
+  const fc = path.join(work, 'dump.fc');
+  const dumpFc = await run(path.join(server.binDir, 'pg_dump'), [...pgArgs, '-Fc', '-f', fc, 'bench']);
+  add('pg_dump -Fc', dumpFc.ms, `stored ${mib(statSync(fc).size)}`);
+  const fd = path.join(work, 'dump.fd');
+  const dumpFd = await run(path.join(server.binDir, 'pg_dump'), [...pgArgs, '-Fd', '-j', String(PAR), '-f', fd, 'bench']);
+  add(`pg_dump -Fd -j ${PAR}`, dumpFd.ms, `stored ${mib(dirSize(fd))}`);
+
+  const repo = path.join(work, 'repo');
+  await agent(['repo', 'init', '--repo', repo, '--no-encryption']);
+  const src = `postgres://postgres@127.0.0.1:${server.port}/bench`;
+  const backup = async (label: string) => {
+    const r = await agent(['backup', 'postgres', '--source', src, '--repo', repo, '--parallel', String(PAR), '--json']);
+    const j = JSON.parse(r.stdout) as { id: string; storedBytes: number; bytes: number };
+    return { ...r, ...j, label };
+  };
+  const full = await backup('full');
+  add(`agent backup, full (--parallel ${PAR})`, full.ms, `stored ${mib(full.storedBytes)}, peak RSS ${mib(full.peakRss)}`);
+  const same = await backup('unchanged');
+  add('agent backup, nothing changed', same.ms, `added ${mib(same.storedBytes)} (${(100 * same.storedBytes / full.storedBytes).toFixed(2)} % of full)`);
+  await db.query(`UPDATE orders SET status = 'refunded', total = total + 1 WHERE id > ${orders - Math.round(orders / 100)}`);
+  const clustered = await backup('1% clustered');
+  add('agent backup, newest 1% of orders updated', clustered.ms, `added ${mib(clustered.storedBytes)} (${(100 * clustered.storedBytes / full.storedBytes).toFixed(2)} % of full)`);
+  await db.query(`UPDATE orders SET status = 'audited' WHERE id % 100 = 7`);
+  const spread = await backup('1% spread');
+  add('agent backup, 1% of orders updated, spread out', spread.ms, `added ${mib(spread.storedBytes)} (${(100 * spread.storedBytes / full.storedBytes).toFixed(2)} % of full)`);
+  await db.end();
+
+  const restore = await agent(['restore', full.id, '--target', `postgres://postgres@127.0.0.1:${server.port}/restored_agent`, '--repo', repo, '--parallel', String(PAR)]);
+  add(`agent restore (--parallel ${PAR})`, restore.ms, `peak RSS ${mib(restore.peakRss)}`);
+  const a2 = new pg.Client({ connectionString: server.url() });
+  await a2.connect();
+  await a2.query('CREATE DATABASE restored_pg');
+  await a2.end();
+  const pgr = await run(path.join(server.binDir, 'pg_restore'), [...pgArgs, '-j', String(PAR), '-d', 'restored_pg', fc]);
+  add(`pg_restore -j ${PAR} (of the -Fc file)`, pgr.ms);
+
+  out('\nratios (lower is better for the agent):');
+  out(`  agent full backup / pg_dump -Fc       ${(full.ms / dumpFc.ms).toFixed(2)}   (target <= 0.5)`);
+  out(`  agent full backup / raw COPY floor    ${(full.ms / floorMs).toFixed(2)}   (target <= 1.5)`);
+  out(`  agent restore / pg_restore -j ${PAR}       ${(restore.ms / pgr.ms).toFixed(2)}   (target <= 1.0)`);
+  out(`  unchanged backup added                ${(100 * same.storedBytes / full.storedBytes).toFixed(2)} % (target <= 1 %)`);
+  out(`  1% clustered change added             ${(100 * clustered.storedBytes / full.storedBytes).toFixed(2)} % (target <= 5 %)`);
+  out(`  1% spread change added                ${(100 * spread.storedBytes / full.storedBytes).toFixed(2)} %`);
+  out(`  agent peak RSS (backup / restore)     ${mib(full.peakRss)} / ${mib(restore.peakRss)} (target <= 300 MiB)`);
+} finally {
+  await server.stop();
+  rmSync(work, { recursive: true, force: true });
+}
