@@ -63,7 +63,7 @@ class RepoBackupWriter implements BackupWriter {
     this.lock = lock;
     this.opts = opts;
     this.uploader = new PackUploader({
-      store: repo.store, sealer: repo.sealer, packSize: repo.config.packSize, maxUploads: opts.maxUploads ?? 4,
+      store: repo.store, sealer: repo.sealer, packSize: repo.config.packSize, maxUploads: opts.maxUploads ?? 3,
       onStored: (pack, bytes) => {
         this.stats.storedBytes += bytes;
         this.pendingIndex.push(pack);

@@ -24,6 +24,7 @@ export class PackBuilder {
     const len = Buffer.alloc(4);
     len.writeUInt32LE(trailer.length);
     const bytes = Buffer.concat([...this.parts, trailer, len]);
+    this.parts.length = 0; // release the frames now: only the packed copy is needed
     const id = createHash('sha256').update(bytes).digest('hex');
     return { id, bytes, entries: this.entries };
   }

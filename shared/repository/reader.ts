@@ -9,8 +9,8 @@ import { KEYS } from './format.ts';
 import type { Repository } from './repository.ts';
 import type { ManifestObject, RestorePoint, RestorePointReader } from './types.ts';
 
-const BATCH_BYTES = 8 * 1024 * 1024; // plaintext per read-ahead batch
-const MAX_RANGE = 8 * 1024 * 1024; // largest single ranged read
+const BATCH_BYTES = 4 * 1024 * 1024; // plaintext per read-ahead batch
+const MAX_RANGE = 4 * 1024 * 1024; // largest single ranged read
 const RANGES_IN_FLIGHT = 4;
 
 export async function openRestorePoint(repo: Repository, id: string): Promise<RestorePointReader> {
@@ -24,7 +24,7 @@ class Reader implements RestorePointReader {
   constructor(repo: Repository, rp: RestorePoint) { this.repo = repo; this.restorePoint = rp; }
 
   openObject(obj: ManifestObject): Readable {
-    return Readable.from(readObjectChunks(this.repo, obj), { objectMode: false, highWaterMark: 1 << 20 });
+    return Readable.from(readObjectChunks(this.repo, obj), { objectMode: false, highWaterMark: 256 * 1024 });
   }
 
   async readObject(obj: ManifestObject): Promise<Buffer> {

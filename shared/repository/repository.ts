@@ -11,7 +11,7 @@ import { decodeConfig, decodeIndex, decodePackTrailer, encodeConfig, FORMAT_VERS
 import { addKey, unlockMasterKey } from './keys.ts';
 import type { RestorePoint, RestorePointInfo } from './types.ts';
 
-export const DEFAULT_PACK_SIZE = 8 * 1024 * 1024;
+export const DEFAULT_PACK_SIZE = 4 * 1024 * 1024;
 
 export interface InitOptions {
   password?: string;
