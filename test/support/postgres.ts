@@ -43,7 +43,7 @@ function postgresUser(): { uid: number; gid: number } | undefined {
 }
 
 /** Starts a fresh PostgreSQL cluster with password (scram) authentication on 127.0.0.1. */
-export async function startPostgres(opts: { log?: boolean } = {}): Promise<PostgresServer> {
+export async function startPostgres(opts: { log?: boolean; ssl?: boolean } = {}): Promise<PostgresServer> {
   const binDir = findPostgresBinDir();
   const base = mkdtempSync(path.join(tmpdir(), 'cosmos-backup-pg-'));
   const dataDir = path.join(base, 'data');
@@ -60,12 +60,20 @@ export async function startPostgres(opts: { log?: boolean } = {}): Promise<Postg
   const asOwner = owner ? { uid: owner.uid, gid: owner.gid } : {};
   execFileSync(path.join(binDir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--pwfile', pwFile, '-A', 'scram-sha-256', '-E', 'UTF8', '--locale', 'C.UTF-8', '--no-sync'], { stdio: 'pipe', ...asOwner, cwd: base });
   execFileSync('mkdir', ['-p', sockDir], { ...asOwner });
+  const sslArgs: string[] = [];
+  if (opts.ssl) {
+    // A self-signed certificate, as a managed server without a trusted CA would present.
+    const key = path.join(dataDir, 'server.key');
+    const crt = path.join(dataDir, 'server.crt');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-keyout', key, '-out', crt], { stdio: 'ignore', ...asOwner });
+    sslArgs.push('-c', 'ssl=on', '-c', `ssl_cert_file=${crt}`, '-c', `ssl_key_file=${key}`);
+  }
   const port = await freePort();
   const child: ChildProcess = spawn(path.join(binDir, 'postgres'), [
     '-D', dataDir, '-p', String(port), '-k', sockDir, '-c', 'listen_addresses=127.0.0.1',
     '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
     '-c', 'max_connections=200', '-c', 'shared_buffers=256MB', '-c', 'max_wal_size=4GB',
-    '-c', 'max_locks_per_transaction=256',
+    '-c', 'max_locks_per_transaction=256', ...sslArgs,
   ], { stdio: ['ignore', opts.log ? 'inherit' : 'ignore', opts.log ? 'inherit' : 'pipe'], ...asOwner, cwd: base });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });

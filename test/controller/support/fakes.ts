@@ -2,7 +2,7 @@
 // format), for controller tests only. They keep just enough state to check what sessions did.
 import { randomUUID, createHash } from 'node:crypto';
 import { CosmosBackupError } from '../../../shared/errors.ts';
-import type { CloudGateway, Gateways, RepositoryAccess, RepositoryGateway, WorkerGateway, BackupJob, ArchiveJob } from '../../../controller/sessions/gateways.ts';
+import type { CloudGateway, Gateways, RepositoryAccess, RepositoryGateway, WorkerGateway, BackupJob, ArchiveJob, RestoreJob } from '../../../controller/sessions/gateways.ts';
 import type { CloudAccount } from '../../../controller/policies/scope.ts';
 import type { ServiceAccountCredentials } from '../../../controller/db/config-store.ts';
 
@@ -37,7 +37,7 @@ export class InMemoryCloud implements CloudGateway {
 export class InMemoryRepositories implements RepositoryGateway {
   readonly repos = new Map<string, { formatId: string; passwordHash: string | null; points: Set<string> }>();
   readonly forgotten: string[] = [];
-  static key(r: RepositoryAccess) { return `${r.location.storageAccount}/${r.location.container}/${r.location.folder}`; }
+  static key(r: RepositoryAccess) { return r.location.kind === 'file' ? `file:${r.location.path}` : `${r.location.storageAccount}/${r.location.container}/${r.location.folder}`; }
   static hash(p: string | null) { return p === null ? null : createHash('sha256').update(p).digest('hex'); }
 
   async init(r: RepositoryAccess) {
@@ -68,6 +68,7 @@ export class InMemoryWorkers implements WorkerGateway {
   mode: 'finish' | 'hang' | 'fail' = 'finish';
   readonly started: BackupJob[] = [];
   readonly archived: ArchiveJob[] = [];
+  readonly restored: RestoreJob[] = [];
   readonly repos: InMemoryRepositories;
   constructor(repos: InMemoryRepositories) { this.repos = repos; }
 
@@ -81,6 +82,16 @@ export class InMemoryWorkers implements WorkerGateway {
     const id = randomUUID();
     this.repos.repos.get(InMemoryRepositories.key(job.repository))?.points.add(id);
     return { formatPointId: id, bytes: 1000 + this.started.length };
+  }
+
+  async runRestore(job: RestoreJob) {
+    this.restored.push(job);
+    job.log(`restoring into database "${job.target.databaseName}" on ${job.target.account.name}`);
+    if (this.mode === 'fail') throw new CosmosBackupError('TARGET_NOT_EMPTY', `database "${job.target.databaseName}" already exists on ${job.target.account.name}`);
+    if (this.mode === 'hang') {
+      await new Promise<never>((_, reject) => job.signal.addEventListener('abort', () => reject(job.signal.reason), { once: true }));
+    }
+    return { bytes: 4096 };
   }
 
   async runArchive(job: ArchiveJob) {
