@@ -30,7 +30,7 @@ function run(cmd: string, args: string[], opts: { stdout?: 'ignore' | 'pipe' } =
     const child = spawn(cmd, args, { env, stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'] });
     let stdout = ''; let stderr = ''; let peak = 0;
     child.stdout?.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
+    child.stderr?.on('data', (d: Buffer) => { stderr += d; });
     const poll = setInterval(() => {
       try {
         const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));

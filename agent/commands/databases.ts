@@ -1,5 +1,8 @@
 // backup | restore | export: the database engines, wired to the repository named on the command line.
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
@@ -11,6 +14,14 @@ import { backupPostgres } from '../engines/postgres/backup.ts';
 import { restorePostgres } from '../engines/postgres/restore.ts';
 import { exportPostgresSql } from '../engines/postgres/export.ts';
 import { resolveTarget, withDatabase } from '../engines/postgres/connection.ts';
+import type { RestorePoint, RestorePointReader } from '../../shared/repository/types.ts';
+import type { Repository } from '../../shared/repository/repository.ts';
+import { writeTarGz } from '../archive.ts';
+import { backupMongo, listUserDatabases } from '../engines/mongodb/backup.ts';
+import { restoreMongo } from '../engines/mongodb/restore.ts';
+import { exportMongodumpArchive, exportMongodumpDir } from '../engines/mongodb/export.ts';
+import { connectMongo, resolveMongoTarget } from '../engines/mongodb/connection.ts';
+import { parseDatabaseMap, selectDatabases, targetDatabase } from '../engines/mongodb/selection.ts';
 
 interface CommonOpts {
   repo?: string;
@@ -82,17 +93,61 @@ export function registerDatabaseCommands(program: Command): void {
       else for (const r of results) process.stdout.write(r.id + '\n');
     });
 
+  withCommon(backup.command('mongodb').description('back up MongoDB / Cosmos DB for MongoDB databases (one restore point per database)'))
+    .requiredOption('--source <url>', 'mongodb:// or mongodb+srv:// URL; the password in it or in --password-env')
+    .option('--database <name>', 'database to back up (repeatable; default: the one in --source, else every user database)', collect)
+    .option('--collection <db.coll>', 'back up only this collection (repeatable)', collect)
+    .option('--label <k=v>', 'label recorded in the restore point (repeatable)', collect)
+    .option('--tag <tag>', 'tag recorded in the restore point (repeatable)', collect)
+    .action(async (o: CommonOpts & { source: string; database?: string[]; collection?: string[]; label?: string[]; tag?: string[] }) => {
+      const parallel = parallelOf(o);
+      const labels = parseLabels(o.label);
+      const target = resolveMongoTarget(o.source, { passwordEnv: o.passwordEnv });
+      const selected = selectDatabases(o.database, o.collection, target.database);
+      const repo = await openRepo(repoOpts(o));
+      const client = await connectMongo(target);
+      try {
+        const dbs = selected ?? (await listUserDatabases(client)).map((database) => ({ database, collections: undefined }));
+        if (!dbs.length) throw new CosmosBackupError('INVALID_ARGUMENT', `MongoDB at ${target.label} has no user databases to back up`);
+        const results = [];
+        for (const sel of dbs) {
+          const bar = progressBar(`backup ${sel.database}`, 'items');
+          const started = Date.now();
+          const r = await backupMongo(repo, client, target, {
+            database: sel.database, collections: sel.collections, parallel, labels, tags: o.tag,
+            onProgress: (p) => bar.update(p.documents, Math.max(p.documentsEstimate, p.documents), `${p.collectionsDone}/${p.collections} collections`),
+          }).finally(() => bar.stop());
+          const secs = (Date.now() - started) / 1000;
+          const rp = r.restorePoint;
+          results.push({ id: rp.id, database: sel.database, collections: r.collections, views: r.views, documents: r.documents, retries: r.retries, throttled: r.throttled, ...rp.stats, seconds: secs });
+          if (!o.json) say(`backed up ${sel.database}: ${r.collections} collections, ${r.views} views, ${r.documents} documents, ${formatBytes(rp.stats.bytes)} read, ${formatBytes(rp.stats.storedBytes)} added to the repository in ${secs.toFixed(1)} s${r.retries ? ` (${r.retries} retries, ${r.throttled} throttled)` : ''}`);
+        }
+        if (o.json) process.stdout.write(JSON.stringify(results.length === 1 ? results[0] : results, null, 2) + '\n');
+        else for (const r of results) process.stdout.write(r.id + '\n');
+      } finally {
+        await client.close().catch(() => undefined);
+      }
+    });
+
   withCommon(program.command('restore').description('restore a restore point into a database'))
     .argument('<restore-point>', 'restore point id (a unique prefix is fine)')
-    .requiredOption('--target <conn>', 'target server (URL or libpq keywords)')
-    .option('--database <name>', 'target database name (default: the one in --target)')
-    .option('--clean', 'drop and re-create the target database if it exists and is not empty')
+    .requiredOption('--target <conn>', 'target server: PostgreSQL URL or libpq keywords, or a mongodb:// URL for MongoDB restore points')
+    .option('--database <name>', 'target database name (default: the one in --target, for MongoDB the backed-up one)')
+    .option('--clean', 'PostgreSQL: drop and re-create the target database if it exists and is not empty')
+    .option('--drop', 'MongoDB: drop target collections and views that exist (otherwise non-empty ones are refused)')
+    .option('--database-map <old:new>', 'MongoDB: restore database OLD under the name NEW (repeatable)', collect)
     .option('--no-owner', 'do not restore object owners')
     .option('--no-privileges', 'do not restore grants')
-    .action(async (id: string, o: CommonOpts & { target: string; database?: string; clean?: boolean; owner: boolean; privileges: boolean }) => {
+    .action(async (id: string, o: CommonOpts & { target: string; database?: string; clean?: boolean; drop?: boolean; databaseMap?: string[]; owner: boolean; privileges: boolean }) => {
       const repo = await openRepo(repoOpts(o));
       const rp = await repo.loadRestorePoint(id);
-      if (rp.engine !== 'postgres') throw new CosmosBackupError('INVALID_ARGUMENT', `restore point ${rp.id.slice(0, 12)} is a ${rp.engine} backup; this agent restores it with a ${rp.engine} --target`);
+      if (rp.engine === 'mongodb') {
+        if (o.clean) throw new CosmosBackupError('INVALID_ARGUMENT', '--clean is for PostgreSQL restore points; for MongoDB use --drop');
+        await restoreMongoCommand(repo, rp, o);
+        return;
+      }
+      if (rp.engine !== 'postgres') throw new CosmosBackupError('INVALID_ARGUMENT', `restore point ${rp.id.slice(0, 12)} is a ${rp.engine} backup, which this agent cannot restore`);
+      if (o.drop || o.databaseMap?.length) throw new CosmosBackupError('INVALID_ARGUMENT', '--drop and --database-map are for MongoDB restore points; for PostgreSQL use --clean and --database');
       const base = resolveTarget(o.target, { passwordEnv: o.passwordEnv });
       const target = o.database ? withDatabase(base, o.database) : base;
       const bar = progressBar(`restore ${target.database}`);
@@ -109,17 +164,72 @@ export function registerDatabaseCommands(program: Command): void {
 
   withCommon(program.command('export').description('write a restore point in a standard format (no lock-in)'))
     .argument('<restore-point>', 'restore point id (a unique prefix is fine)')
-    .requiredOption('--format <format>', 'sql (PostgreSQL, loads with psql) or mongodump')
-    .option('-o, --output <file>', 'output file, or - for stdout', '-')
+    .requiredOption('--format <format>', 'sql (PostgreSQL, loads with psql) or mongodump (MongoDB, loads with mongorestore)')
+    .option('-o, --output <path>', 'sql: output file; mongodump: output directory; - for stdout (mongodump: a tar.gz)', '-')
+    .option('--archive <file>', 'write one tar.gz archive holding the export (- for stdout)')
     .option('--no-owner', 'leave out object owners')
     .option('--no-privileges', 'leave out grants')
-    .action(async (id: string, o: CommonOpts & { format: string; output: string; owner: boolean; privileges: boolean }) => {
+    .action(async (id: string, o: CommonOpts & { format: string; output: string; archive?: string; owner: boolean; privileges: boolean }) => {
       const repo = await openRepo(repoOpts(o));
       const reader = await openRestorePoint(repo, id);
-      if (o.format !== 'sql') throw new CosmosBackupError('INVALID_ARGUMENT', `format "${o.format}" is not available for ${reader.restorePoint.engine} restore points (use sql)`);
-      if (reader.restorePoint.engine !== 'postgres') throw new CosmosBackupError('INVALID_ARGUMENT', `--format sql exports PostgreSQL restore points; ${reader.restorePoint.id.slice(0, 12)} is ${reader.restorePoint.engine}`);
+      const rp = reader.restorePoint;
+      const formats: Record<string, string> = { postgres: 'sql', mongodb: 'mongodump' };
+      const expected = formats[rp.engine];
+      if (!expected) throw new CosmosBackupError('INVALID_ARGUMENT', `restore point ${rp.id.slice(0, 12)} is a ${rp.engine} backup, which this agent cannot export`);
+      if (o.format !== expected) throw new CosmosBackupError('INVALID_ARGUMENT', `format "${o.format}" is not available for ${rp.engine} restore points (use --format ${expected})`);
+      const archive = o.archive ?? (rp.engine === 'mongodb' && o.output === '-' ? '-' : undefined);
+      if (archive === '-' && process.stdout.isTTY) throw new CosmosBackupError('INVALID_ARGUMENT', 'refusing to write a binary archive to a terminal: give --archive FILE.tar.gz, or -o DIR for mongodump');
+      if (archive !== undefined) {
+        const out: Writable = archive === '-' ? process.stdout : createWriteStream(archive, { mode: 0o600 });
+        if (rp.engine === 'mongodb') await exportMongodumpArchive(reader, out);
+        else await exportPostgresArchive(reader, out, { noOwner: !o.owner, noPrivileges: !o.privileges });
+        if (archive !== '-') say(`exported ${rp.id.slice(0, 12)} to ${archive}`);
+        return;
+      }
+      if (rp.engine === 'mongodb') {
+        const files = await exportMongodumpDir(reader, o.output);
+        say(`exported ${rp.id.slice(0, 12)} to ${o.output}: ${files.length} files (load with mongorestore --dir ${o.output})`);
+        return;
+      }
       const out: Writable = o.output === '-' ? process.stdout : createWriteStream(o.output, { mode: 0o600 });
       await exportPostgresSql(reader, out, { noOwner: !o.owner, noPrivileges: !o.privileges });
-      if (out !== process.stdout) { out.end(); await finished(out); say(`exported ${reader.restorePoint.id.slice(0, 12)} to ${o.output}`); }
+      if (out !== process.stdout) { out.end(); await finished(out); say(`exported ${rp.id.slice(0, 12)} to ${o.output}`); }
     });
+}
+
+async function restoreMongoCommand(repo: Repository, rp: RestorePoint, o: CommonOpts & { target: string; database?: string; drop?: boolean; databaseMap?: string[] }): Promise<void> {
+  const parallel = parallelOf(o);
+  const dbName = targetDatabase(rp.database, parseDatabaseMap(o.databaseMap), o.database);
+  const target = resolveMongoTarget(o.target, { passwordEnv: o.passwordEnv });
+  const client = await connectMongo(target);
+  try {
+    const bar = progressBar(`restore ${dbName}`);
+    const started = Date.now();
+    const res = await restoreMongo(repo, rp.id, client, target, {
+      database: dbName, drop: !!o.drop, parallel,
+      onWarning: (m) => say(`warning: ${m}`),
+      onProgress: (p) => bar.update(p.bytes, p.totalBytes, p.phase),
+    }).finally(() => bar.stop());
+    const secs = (Date.now() - started) / 1000;
+    if (o.json) process.stdout.write(JSON.stringify({ restorePoint: rp.id, ...res, seconds: secs }, null, 2) + '\n');
+    else say(`restored ${rp.id.slice(0, 12)} into ${dbName} on ${target.label}: ${res.collections} collections, ${res.views} views, ${res.indexes} indexes, ${res.documents} documents (${formatBytes(res.bytes)}) in ${secs.toFixed(1)} s${res.retries ? `, ${res.retries} retries (${res.throttled} throttled)` : ''}${res.warnings.length ? `, ${res.warnings.length} warning(s)` : ''}`);
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}
+
+/** The SQL script as the one file of a tar.gz (written to a private temporary file first: tar needs sizes). */
+async function exportPostgresArchive(reader: RestorePointReader, out: Writable, opts: { noOwner?: boolean; noPrivileges?: boolean }): Promise<void> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'cosmos-backup-export-'));
+  try {
+    const file = path.join(dir, 'export.sql');
+    const sql = createWriteStream(file, { mode: 0o600 });
+    await exportPostgresSql(reader, sql, opts);
+    sql.end();
+    await finished(sql);
+    const size = (await stat(file)).size;
+    await writeTarGz([{ name: `${reader.restorePoint.database}.sql`, size, open: () => createReadStream(file) }], out);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -15,8 +15,9 @@ import { connect, quoteIdent, type PgTarget } from './connection.ts';
 
 export const ENGINE = 'postgres';
 export const SCHEMA_OBJECT = 'schema.json';
-/** Tables larger than this are split into ctid ranges of about this size (PostgreSQL >= 14). */
-export const SPLIT_BYTES = 256 * 1024 * 1024;
+/** Tables larger than this are split into ctid ranges of about this size (PostgreSQL >= 14), so
+ * parallel connections share big tables and no single table serialises the tail of a backup. */
+export const SPLIT_BYTES = 64 * 1024 * 1024;
 
 export interface PgBackupOptions {
   parallel?: number;

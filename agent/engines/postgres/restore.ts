@@ -135,7 +135,18 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
     await Promise.all(conns.map(load));
 
     report('post-data');
-    await applyItems(main, doc.items, { section: 'post-data', noOwner: opts.noOwner, noPrivileges: opts.noPrivileges, onWarning: warn });
+    // As pg_restore -j: indexes and primary/unique/exclusion constraints depend only on tables
+    // and pre-data objects, so they are built in parallel; everything else follows in order.
+    const post = doc.items.filter((i) => i.section === 'post-data');
+    const parallelKinds = new Set(['index', 'constraint']);
+    const wave = post.filter((i) => parallelKinds.has(i.kind));
+    const waveQueue = [...wave];
+    await Promise.all(conns.map(async (client) => {
+      for (let item = waveQueue.shift(); item; item = waveQueue.shift()) {
+        await applyItems(client, [item], { noOwner: opts.noOwner, noPrivileges: opts.noPrivileges, onWarning: warn });
+      }
+    }));
+    await applyItems(main, post.filter((i) => !parallelKinds.has(i.kind)), { noOwner: opts.noOwner, noPrivileges: opts.noPrivileges, onWarning: warn });
     const seq = sequenceValuesSql(doc);
     if (seq) await main.query(seq);
     report('done');

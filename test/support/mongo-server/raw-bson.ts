@@ -132,7 +132,8 @@ export function buildDocument(fields: Array<[string, unknown]>, type = 0x03): Ra
     if (isRaw(value)) {
       const head = Buffer.from(`\0${name}\0`, 'utf8');
       head[0] = value.type;
-      chunks.push(head, ...value.chunks);
+      chunks.push(head);
+      for (const c of value.chunks) chunks.push(c); // no spread: batches may hold 100k+ documents
       size += head.length + value.size;
     } else {
       const one = BSON.serialize({ [name]: value } as Document);
