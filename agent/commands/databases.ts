@@ -6,22 +6,14 @@ import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
+// Engines are imported when a command runs: the mongodb driver, pg and the Azure SDK are large,
+// and `--version` or a PostgreSQL backup should not pay for loading the others.
 import { CosmosBackupError } from '../../shared/errors.ts';
 import { openRestorePoint } from '../../shared/repository/reader.ts';
 import { openRepo, type RepoOptions } from '../repo-access.ts';
 import { formatBytes, progressBar, say } from '../output.ts';
-import { backupPostgres } from '../engines/postgres/backup.ts';
-import { restorePostgres } from '../engines/postgres/restore.ts';
-import { exportPostgresSql } from '../engines/postgres/export.ts';
-import { resolveTarget, withDatabase } from '../engines/postgres/connection.ts';
 import type { RestorePoint, RestorePointReader } from '../../shared/repository/types.ts';
 import type { Repository } from '../../shared/repository/repository.ts';
-import { writeTarGz } from '../archive.ts';
-import { backupMongo, listUserDatabases } from '../engines/mongodb/backup.ts';
-import { restoreMongo } from '../engines/mongodb/restore.ts';
-import { exportMongodumpArchive, exportMongodumpDir } from '../engines/mongodb/export.ts';
-import { connectMongo, resolveMongoTarget } from '../engines/mongodb/connection.ts';
-import { parseDatabaseMap, selectDatabases, targetDatabase } from '../engines/mongodb/selection.ts';
 
 interface CommonOpts {
   repo?: string;
@@ -74,14 +66,14 @@ export function registerDatabaseCommands(program: Command): void {
     .option('--tag <tag>', 'tag recorded in the restore point (repeatable)', collect)
     .action(async (o: CommonOpts & { source: string; database?: string[]; label?: string[]; tag?: string[] }) => {
       const repo = await openRepo(repoOpts(o));
-      const base = resolveTarget(o.source, { passwordEnv: o.passwordEnv });
+      const base = (await import('../engines/postgres/connection.ts')).resolveTarget(o.source, { passwordEnv: o.passwordEnv });
       const dbs = o.database?.length ? o.database : [base.database];
       const results = [];
       for (const db of dbs) {
-        const target = withDatabase(base, db);
+        const target = (await import('../engines/postgres/connection.ts')).withDatabase(base, db);
         const bar = progressBar(`backup ${db}`);
         const started = Date.now();
-        const rp = await backupPostgres(repo, target, {
+        const rp = await (await import('../engines/postgres/backup.ts')).backupPostgres(repo, target, {
           parallel: parallelOf(o), labels: parseLabels(o.label), tags: o.tag,
           onProgress: (p) => bar.update(p.bytesRead, Math.max(p.totalEstimate, p.bytesRead), `${p.tablesDone}/${p.tables} tables`),
         }).finally(() => bar.stop());
@@ -102,18 +94,18 @@ export function registerDatabaseCommands(program: Command): void {
     .action(async (o: CommonOpts & { source: string; database?: string[]; collection?: string[]; label?: string[]; tag?: string[] }) => {
       const parallel = parallelOf(o);
       const labels = parseLabels(o.label);
-      const target = resolveMongoTarget(o.source, { passwordEnv: o.passwordEnv });
-      const selected = selectDatabases(o.database, o.collection, target.database);
+      const target = (await import('../engines/mongodb/connection.ts')).resolveMongoTarget(o.source, { passwordEnv: o.passwordEnv });
+      const selected = (await import('../engines/mongodb/selection.ts')).selectDatabases(o.database, o.collection, target.database);
       const repo = await openRepo(repoOpts(o));
-      const client = await connectMongo(target);
+      const client = await (await import('../engines/mongodb/connection.ts')).connectMongo(target);
       try {
-        const dbs = selected ?? (await listUserDatabases(client)).map((database) => ({ database, collections: undefined }));
+        const dbs = selected ?? (await (await import('../engines/mongodb/backup.ts')).listUserDatabases(client)).map((database) => ({ database, collections: undefined }));
         if (!dbs.length) throw new CosmosBackupError('INVALID_ARGUMENT', `MongoDB at ${target.label} has no user databases to back up`);
         const results = [];
         for (const sel of dbs) {
           const bar = progressBar(`backup ${sel.database}`, 'items');
           const started = Date.now();
-          const r = await backupMongo(repo, client, target, {
+          const r = await (await import('../engines/mongodb/backup.ts')).backupMongo(repo, client, target, {
             database: sel.database, collections: sel.collections, parallel, labels, tags: o.tag,
             onProgress: (p) => bar.update(p.documents, Math.max(p.documentsEstimate, p.documents), `${p.collectionsDone}/${p.collections} collections`),
           }).finally(() => bar.stop());
@@ -148,11 +140,11 @@ export function registerDatabaseCommands(program: Command): void {
       }
       if (rp.engine !== 'postgres') throw new CosmosBackupError('INVALID_ARGUMENT', `restore point ${rp.id.slice(0, 12)} is a ${rp.engine} backup, which this agent cannot restore`);
       if (o.drop || o.databaseMap?.length) throw new CosmosBackupError('INVALID_ARGUMENT', '--drop and --database-map are for MongoDB restore points; for PostgreSQL use --clean and --database');
-      const base = resolveTarget(o.target, { passwordEnv: o.passwordEnv });
-      const target = o.database ? withDatabase(base, o.database) : base;
+      const base = (await import('../engines/postgres/connection.ts')).resolveTarget(o.target, { passwordEnv: o.passwordEnv });
+      const target = o.database ? (await import('../engines/postgres/connection.ts')).withDatabase(base, o.database) : base;
       const bar = progressBar(`restore ${target.database}`);
       const started = Date.now();
-      const res = await restorePostgres(repo, rp.id, target, {
+      const res = await (await import('../engines/postgres/restore.ts')).restorePostgres(repo, rp.id, target, {
         parallel: parallelOf(o), clean: !!o.clean, noOwner: !o.owner, noPrivileges: !o.privileges,
         onWarning: (m) => say(`warning: ${m}`),
         onProgress: (p) => bar.update(p.bytes, p.totalBytes, p.phase),
@@ -181,31 +173,31 @@ export function registerDatabaseCommands(program: Command): void {
       if (archive === '-' && process.stdout.isTTY) throw new CosmosBackupError('INVALID_ARGUMENT', 'refusing to write a binary archive to a terminal: give --archive FILE.tar.gz, or -o DIR for mongodump');
       if (archive !== undefined) {
         const out: Writable = archive === '-' ? process.stdout : createWriteStream(archive, { mode: 0o600 });
-        if (rp.engine === 'mongodb') await exportMongodumpArchive(reader, out);
+        if (rp.engine === 'mongodb') await (await import('../engines/mongodb/export.ts')).exportMongodumpArchive(reader, out);
         else await exportPostgresArchive(reader, out, { noOwner: !o.owner, noPrivileges: !o.privileges });
         if (archive !== '-') say(`exported ${rp.id.slice(0, 12)} to ${archive}`);
         return;
       }
       if (rp.engine === 'mongodb') {
-        const files = await exportMongodumpDir(reader, o.output);
+        const files = await (await import('../engines/mongodb/export.ts')).exportMongodumpDir(reader, o.output);
         say(`exported ${rp.id.slice(0, 12)} to ${o.output}: ${files.length} files (load with mongorestore --dir ${o.output})`);
         return;
       }
       const out: Writable = o.output === '-' ? process.stdout : createWriteStream(o.output, { mode: 0o600 });
-      await exportPostgresSql(reader, out, { noOwner: !o.owner, noPrivileges: !o.privileges });
+      await (await import('../engines/postgres/export.ts')).exportPostgresSql(reader, out, { noOwner: !o.owner, noPrivileges: !o.privileges });
       if (out !== process.stdout) { out.end(); await finished(out); say(`exported ${rp.id.slice(0, 12)} to ${o.output}`); }
     });
 }
 
 async function restoreMongoCommand(repo: Repository, rp: RestorePoint, o: CommonOpts & { target: string; database?: string; drop?: boolean; databaseMap?: string[] }): Promise<void> {
   const parallel = parallelOf(o);
-  const dbName = targetDatabase(rp.database, parseDatabaseMap(o.databaseMap), o.database);
-  const target = resolveMongoTarget(o.target, { passwordEnv: o.passwordEnv });
-  const client = await connectMongo(target);
+  const dbName = (await import('../engines/mongodb/selection.ts')).targetDatabase(rp.database, (await import('../engines/mongodb/selection.ts')).parseDatabaseMap(o.databaseMap), o.database);
+  const target = (await import('../engines/mongodb/connection.ts')).resolveMongoTarget(o.target, { passwordEnv: o.passwordEnv });
+  const client = await (await import('../engines/mongodb/connection.ts')).connectMongo(target);
   try {
     const bar = progressBar(`restore ${dbName}`);
     const started = Date.now();
-    const res = await restoreMongo(repo, rp.id, client, target, {
+    const res = await (await import('../engines/mongodb/restore.ts')).restoreMongo(repo, rp.id, client, target, {
       database: dbName, drop: !!o.drop, parallel,
       onWarning: (m) => say(`warning: ${m}`),
       onProgress: (p) => bar.update(p.bytes, p.totalBytes, p.phase),
@@ -224,11 +216,11 @@ async function exportPostgresArchive(reader: RestorePointReader, out: Writable, 
   try {
     const file = path.join(dir, 'export.sql');
     const sql = createWriteStream(file, { mode: 0o600 });
-    await exportPostgresSql(reader, sql, opts);
+    await (await import('../engines/postgres/export.ts')).exportPostgresSql(reader, sql, opts);
     sql.end();
     await finished(sql);
     const size = (await stat(file)).size;
-    await writeTarGz([{ name: `${reader.restorePoint.database}.sql`, size, open: () => createReadStream(file) }], out);
+    await (await import('../archive.ts')).writeTarGz([{ name: `${reader.restorePoint.database}.sql`, size, open: () => createReadStream(file) }], out);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

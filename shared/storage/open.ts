@@ -7,9 +7,8 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isIP } from 'node:net';
-import { AnonymousCredential, BlobServiceClient, type StoragePipelineOptions } from '@azure/storage-blob';
+import type { BlobServiceClient, StoragePipelineOptions } from '@azure/storage-blob';
 import { CosmosBackupError } from '../errors.ts';
-import { AzureBlobStore } from './azure-blob.ts';
 import { FilesystemStore } from './filesystem.ts';
 import { checkKey } from './keys.ts';
 import { withConcurrencyLimit } from './limiting.ts';
@@ -173,6 +172,8 @@ export function parseLocation(location: string, env: NodeJS.ProcessEnv = process
 }
 
 async function serviceClient(spec: Extract<StoreSpec, { kind: 'azure' }>): Promise<BlobServiceClient> {
+  // Loaded on first use: a filesystem repository never pays for the Azure SDK.
+  const { AnonymousCredential, BlobServiceClient } = await import('@azure/storage-blob');
   switch (spec.auth.kind) {
     case 'connection-string':
       try {
@@ -201,6 +202,7 @@ export async function openStore(location: string, opts: OpenStoreOptions = {}): 
     raw = fs;
   } else {
     const client = await serviceClient(spec);
+    const { AzureBlobStore } = await import('./azure-blob.ts');
     const az = new AzureBlobStore({ container: client.getContainerClient(spec.container), prefix: spec.prefix, location: spec.location });
     if (opts.create) await az.ensureContainer();
     raw = az;
