@@ -4,7 +4,7 @@
 // unchanged second backup, backups after 1% of rows changed (clustered and spread), the agent's
 // restore and pg_restore -j N. Prints MB/s (of COPY text), ratios, bytes added, peak RSS.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -44,7 +44,11 @@ function run(cmd: string, args: string[], opts: { stdout?: 'ignore' | 'pipe' } =
     });
   });
 }
-const agent = (args: string[]) => run(process.execPath, [cli, ...args]);
+// The agent as shipped (the single binary, no type stripping at start-up) when it has been built
+// with `npm run build:agent`; otherwise the development CLI. The report says which.
+const binary = path.resolve(import.meta.dirname, '..', 'dist', 'cosmos-backup-agent-linux-x64');
+const useBinary = arg('agent', existsSync(binary) ? 'binary' : 'dev') === 'binary';
+const agent = (args: string[]) => (useBinary ? run(binary, args) : run(process.execPath, [cli, ...args]));
 const dirSize = (p: string): number => { const s = statSync(p); return s.isDirectory() ? readdirSync(p).reduce((n, f) => n + dirSize(path.join(p, f)), 0) : s.size; };
 
 try {
@@ -90,7 +94,7 @@ try {
   const floorMs = performance.now() - tf;
   const mbps = (ms: number) => `${(copyBytes / 1e6 / (ms / 1000)).toFixed(0).padStart(5)} MB/s`;
   const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
-  out(`database: ${mib(onDisk)} on disk, ${mib(copyBytes)} of COPY text\n`);
+  out(`database: ${mib(onDisk)} on disk, ${mib(copyBytes)} of COPY text; agent: ${useBinary ? 'the built binary' : 'the development CLI (npm run build:agent for the binary)'}\n`);
   const rows: [string, number, string][] = [];
   const add = (name: string, ms: number, note = '') => { rows.push([name, ms, note]); out(`${name.padEnd(48)} ${(ms / 1000).toFixed(2).padStart(7)} s ${mbps(ms)}  ${note}`); };
   add(`raw COPY of every table to /dev/null (floor)`, floorMs);

@@ -26,7 +26,7 @@ export function codecName(c: number): string {
  * Compresses on libuv's thread pool (so several chunks compress in parallel). Returns the raw
  * bytes with CODEC_NONE when compression does not save at least 1/32 of the size.
  */
-export async function compress(data: Buffer, codec: Codec = preferredCodec, level = 2): Promise<{ codec: Codec; data: Buffer }> {
+export async function compress(data: Buffer, codec: Codec = preferredCodec, level = 1): Promise<{ codec: Codec; data: Buffer }> {
   if (codec === CODEC_NONE || data.length < 64) return { codec: CODEC_NONE, data };
   let out: Buffer;
   if (codec === CODEC_ZSTD && zstdCompress) {
