@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { CosmosBackupError, humanMessage } from '../shared/errors.ts';
 import { registerRepoCommands } from './commands/repo.ts';
 import { registerDatabaseCommands } from './commands/databases.ts';
+import { registerWorkerCommand } from './commands/worker.ts';
 import { VERSION, COMMIT } from './version.ts';
 
 export const EXIT = { ok: 0, error: 1, usage: 2, corrupt: 3, locked: 4, auth: 5 } as const;
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerRepoCommands(program);
   registerDatabaseCommands(program);
+  registerWorkerCommand(program);
   return program;
 }
 

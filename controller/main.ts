@@ -7,13 +7,19 @@ import { loadConfig } from './config.ts';
 import { openConfigDatabase, startController } from './start.ts';
 import { createToken, listTokens, revokeToken } from './db/tokens.ts';
 import { unwiredGateways } from './sessions/unwired.ts';
+import { StorageRepositories } from './sessions/storage-repositories.ts';
 import type { Logger } from './sessions/runner.ts';
+import { AzureCloudGateway } from './azure/gateway.ts';
+import { loadAzureSettings } from './azure/settings.ts';
 
 async function serveCommand(): Promise<void> {
   const config = loadConfig();
   const log = pino({ level: config.logLevel, redact: ['*.password', '*.clientSecret', '*.token', '*.authorization'] }, pino.destination(2));
   const logger: Logger = { info: (msg, meta) => log.info(meta ?? {}, msg), error: (msg, meta) => log.error(meta ?? {}, msg) };
-  const c = await startController({ config, gateways: unwiredGateways(), logger, listen: true });
+  // Azure control plane and workers are wired by their own issues; the repository format is real.
+  const cloud = new AzureCloudGateway(loadAzureSettings());
+  const gateways = { ...unwiredGateways(), repositories: new StorageRepositories(), cloud };
+  const c = await startController({ config, gateways, logger, listen: true, azure: cloud });
   const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `${config.dataDir}/controller (embedded PGlite)`;
   console.log(`cosmos-backup controller listening on ${c.url}`);
   console.log(`configuration database: ${where}`);
@@ -24,9 +30,9 @@ async function serveCommand(): Promise<void> {
     console.log('First start: an API token was created. It is shown only this once; store it now:');
     console.log(`  ${c.bootstrapToken}`);
     console.log(`Use it as:  curl -H "Authorization: Bearer <token>" ${c.url}/policies`);
-    console.log('More tokens:  node controller/main.ts token create --name NAME');
+    console.log('More tokens:  POST /tokens, or node controller/main.ts token create --name NAME');
   } else {
-    console.log(`authenticate with "Authorization: Bearer <token>"; new tokens: node controller/main.ts token create --name NAME`);
+    console.log(`authenticate with "Authorization: Bearer <token>"; new tokens: POST /tokens or node controller/main.ts token create --name NAME`);
   }
   let stopping = false;
   const stop = async (sig: string) => {

@@ -15,6 +15,9 @@ import { SessionRunner, silentLogger, type Logger } from './sessions/runner.ts';
 import { Scheduler } from './sessions/scheduler.ts';
 import type { Gateways } from './sessions/gateways.ts';
 import { createApi } from './api/app.ts';
+import { AzureControlPlane } from './azure/plane.ts';
+import type { AzureCloudGateway } from './azure/gateway.ts';
+import { accountRoutes } from './api/routes/accounts.ts';
 
 export const VERSION = '0.1.0';
 
@@ -24,6 +27,8 @@ export interface StartOptions {
   logger?: Logger;
   /** listen on config.host:config.port (port 0 = any free port) */
   listen?: boolean;
+  /** the Azure control plane (discovery, restore windows, PITR): its API routes and 8-hourly rescans */
+  azure?: AzureCloudGateway;
 }
 
 export interface Controller {
@@ -37,6 +42,7 @@ export interface Controller {
   recovered: { interrupted: string[]; missed: string[] };
   masterKeyCreated: boolean;
   url: string | null;
+  azure: AzureControlPlane | null;
   close(): Promise<void>;
 }
 
@@ -104,7 +110,13 @@ export async function startController(opts: StartOptions): Promise<Controller> {
   const app = createApi({
     db, box, runner, repositories: opts.gateways.repositories, logger, version: VERSION,
     onPoliciesChanged: () => scheduler.reload(),
+    onSettingsChanged: () => scheduler.reloadReport(),
   });
+  const azure = opts.azure ? new AzureControlPlane({ db, box, gateway: opts.azure, logger }) : null;
+  if (azure) {
+    app.route('/', accountRoutes({ plane: azure, db }));
+    azure.startSchedule();
+  }
 
   let server: ServerType | undefined;
   let url: string | null = null;
@@ -119,13 +131,14 @@ export async function startController(opts: StartOptions): Promise<Controller> {
 
   let closed = false;
   return {
-    app, db, runner, scheduler, bootstrapToken, recovered, masterKeyCreated, url,
+    app, db, runner, scheduler, bootstrapToken, recovered, masterKeyCreated, url, azure,
     async close() {
       if (closed) return;
       closed = true;
       scheduler.stop();
       if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
       await runner.stop();
+      await azure?.stop();
       await db.close();
       release();
     },

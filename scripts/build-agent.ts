@@ -138,7 +138,7 @@ export async function buildAgent(opts: BuildOptions = {}): Promise<AgentManifest
   await inject(tmpBinary, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
 
   // 4. smoke test with an empty environment: a plain node would print its own version
-  let out = '';
+  let out: string;
   try {
     out = execFileSync(tmpBinary, ['--version'], { encoding: 'utf8', env: {}, cwd: work, timeout: 60_000 }).trim();
   } catch (e) {

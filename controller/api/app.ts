@@ -10,6 +10,7 @@ import { workerConfigurationRoutes } from './routes/worker-configurations.ts';
 import { policyRoutes } from './routes/policies.ts';
 import { restorePointRoutes, sessionRoutes } from './routes/sessions.ts';
 import { settingsRoutes } from './routes/settings.ts';
+import { tokenRoutes } from './routes/tokens.ts';
 
 export type { ApiDeps } from './deps.ts';
 
@@ -18,7 +19,7 @@ export function createApi(deps: ApiDeps) {
   app.use('*', bearerAuth({ db: deps.db }));
   app.onError(onError(deps.logger));
   app.notFound((c) => c.json(errorBody('NOT_FOUND', `no route ${c.req.method} ${c.req.path}`), 404));
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'token from the first start, or `node controller/main.ts token create --name NAME`' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'token from the first start, POST /tokens, or `node controller/main.ts token create --name NAME`' });
 
   app.openapi(createRoute({ method: 'get', path: '/health', tags: ['health'], description: 'Liveness and database check; the only route without authentication.', responses: { 200: json(z.object({ status: z.literal('ok'), database: z.enum(['pglite', 'postgres']), version: z.string() })) } }),
     async (c) => {
@@ -33,6 +34,7 @@ export function createApi(deps: ApiDeps) {
   app.route('/sessions', sessionRoutes(deps));
   app.route('/restore-points', restorePointRoutes(deps));
   app.route('/settings', settingsRoutes(deps));
+  app.route('/tokens', tokenRoutes(deps));
 
   app.doc31('/openapi.json', { openapi: '3.1.0', info: { title: 'cosmos-backup controller', version: deps.version }, security: [{ bearer: [] }] });
   return app;

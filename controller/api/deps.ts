@@ -11,6 +11,8 @@ export interface ApiDeps {
   repositories: RepositoryGateway;
   /** re-arm schedules after a policy changed */
   onPoliciesChanged(): Promise<void>;
+  /** re-arm the daily report after the global settings changed */
+  onSettingsChanged?(): Promise<void>;
   logger: Logger;
   version: string;
 }

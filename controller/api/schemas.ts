@@ -1,6 +1,6 @@
 // Request and response schemas: the one source of validation and of the OpenAPI document.
 import { z } from '@hono/zod-openapi';
-import { ArchiveSchedule, Schedules } from '../policies/model.ts';
+import { ArchiveSchedule, Schedules, TimeZone } from '../policies/model.ts';
 import { Scope } from '../policies/scope.ts';
 
 export const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error');
@@ -41,19 +41,32 @@ const AccessTier = z.enum(['Hot', 'Cool', 'Cold', 'Archive']);
 export const RepositoryCreate = z.object({
   name: Name,
   serviceAccountId: z.string().nullable().optional(),
-  storageAccount: z.string().regex(/^[a-z0-9]{3,24}$/, 'storage account names are 3-24 lowercase letters and digits'),
-  container: z.string().regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/, 'container names are 3-63 lowercase letters, digits and single hyphens'),
+  kind: z.enum(['azblob', 'file']).default('azblob').openapi({ description: 'azblob: Azure Blob Storage (storageAccount, container, folder); file: a directory on the controller machine (path), for local and demo use' }),
+  storageAccount: z.string().regex(/^[a-z0-9]{3,24}$/, 'storage account names are 3-24 lowercase letters and digits').optional(),
+  container: z.string().regex(/^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$/, 'container names are 3-63 lowercase letters, digits and single hyphens').optional(),
   folder: z.string().max(500).regex(/^(?:[^/\\]+(?:\/[^/\\]+)*)?$/, 'a relative path without leading, trailing or double slashes')
     .refine((f) => !f.split('/').includes('..'), 'must not contain ".."').default(''),
+  path: z.string().max(1000).refine((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p), 'an absolute path').optional().openapi({ description: 'kind file: the directory' }),
   accessTier: AccessTier.default('Hot'),
   password: z.string().min(8, 'use at least 8 characters').max(1000).nullable().optional().openapi({ description: 'encryption password; null or absent = unencrypted; write-only' }),
+  storageCredential: z.string().min(1).max(4000).nullable().optional().openapi({ description: 'kind azblob: a storage connection string or SAS token for this repository; write-only. Absent: the service account, else the controller environment (AZURE_STORAGE_CONNECTION_STRING, ...)' }),
   immutability: z.boolean().default(false),
   mode: z.enum(['auto', 'init', 'attach']).default('auto').openapi({ description: 'auto attaches an existing repository or initialises a new one' }),
+}).superRefine((v, ctx) => {
+  if (v.kind === 'azblob') {
+    if (!v.storageAccount) ctx.addIssue({ code: 'custom', path: ['storageAccount'], message: 'required for kind "azblob"' });
+    if (!v.container) ctx.addIssue({ code: 'custom', path: ['container'], message: 'required for kind "azblob"' });
+    if (v.path) ctx.addIssue({ code: 'custom', path: ['path'], message: 'only for kind "file"' });
+  } else {
+    if (!v.path) ctx.addIssue({ code: 'custom', path: ['path'], message: 'required for kind "file"' });
+    if (v.storageAccount || v.container || v.folder) ctx.addIssue({ code: 'custom', path: ['storageAccount'], message: 'storageAccount, container and folder are only for kind "azblob"' });
+    if (v.storageCredential) ctx.addIssue({ code: 'custom', path: ['storageCredential'], message: 'only for kind "azblob"' });
+  }
 }).openapi('RepositoryCreate');
 export const RepositoryPatch = z.object({ name: Name, accessTier: AccessTier, immutability: z.boolean() }).partial().strict().openapi('RepositoryPatch');
 export const Repository = z.object({
-  id: z.string(), name: z.string(), serviceAccountId: z.string().nullable(), storageAccount: z.string(), container: z.string(), folder: z.string(),
-  accessTier: AccessTier, encrypted: z.boolean(), immutability: z.boolean(), formatId: z.string().nullable(), createdAt: Timestamp, updatedAt: Timestamp,
+  id: z.string(), name: z.string(), serviceAccountId: z.string().nullable(), kind: z.enum(['azblob', 'file']), storageAccount: z.string(), container: z.string(), folder: z.string(),
+  path: z.string().nullable(), accessTier: AccessTier, encrypted: z.boolean(), hasStorageCredential: z.boolean(), immutability: z.boolean(), formatId: z.string().nullable(), createdAt: Timestamp, updatedAt: Timestamp,
 }).openapi('Repository');
 export const RepositoryCreated = Repository.extend({ initialised: z.boolean().openapi({ description: 'true: a new repository was created; false: an existing one was attached' }) });
 
@@ -118,9 +131,13 @@ const LocalDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected YYYY-MM-DD')
 export const PreviewQuery = z.object({ from: LocalDate.optional(), to: LocalDate.optional() });
 export const Preview = z.object({
   policyId: z.string(), timeZone: z.string(), from: z.string(), to: z.string(),
+  existing: z.number().openapi({ description: 'restore points of the policy that exist before from and are included' }),
   days: z.array(z.object({
     date: z.string(), created: z.array(z.string()), removed: z.array(z.string()),
-    points: z.array(z.object({ createdAt: z.string(), flags: z.array(z.object({ flag: z.string(), expiresAt: z.string() })) })),
+    points: z.array(z.object({
+      id: z.string().openapi({ description: 'the restore point id when existing, else the simulated creation time' }), createdAt: z.string(),
+      existing: z.boolean(), flags: z.array(z.object({ flag: z.string(), expiresAt: z.string() })),
+    })),
   })),
 }).openapi('RetentionPreview');
 
@@ -135,6 +152,7 @@ export const Session = z.object({
     restorePointId: z.string().optional(), message: z.string().optional(),
   })),
   error: z.string().nullable(), interrupted: z.boolean(),
+  params: z.record(z.string(), z.unknown()).nullable().openapi({ description: 'what the session was asked to do, e.g. a restore\'s point, target and subset (never secrets)' }),
 }).openapi('Session');
 export const SessionWithLog = Session.extend({ log: z.array(z.object({ at: Timestamp, level: z.enum(['info', 'warning', 'error']), message: z.string() })) }).openapi('SessionWithLog');
 export const SessionQuery = z.object({
@@ -152,6 +170,23 @@ export const RestorePointQuery = z.object({
   limit: z.coerce.number().int().min(1).max(10000).optional(),
 });
 
+export const RestoreRequest = z.object({
+  targetAccountId: z.string().min(1).optional().openapi({ description: 'ARM id of the Cosmos DB account (PostgreSQL cluster or MongoDB account) to restore into; default: the account the restore point was taken from' }),
+  databaseName: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, 'a new database name: a letter or "_", then up to 62 letters, digits, "_" or "-"')
+    .openapi({ description: 'the database to create; restores never write into an existing database' }),
+  subset: z.array(z.string().min(1).max(300)).max(1000).default([]).openapi({ description: 'only these tables ("schema.table") or collections; empty = everything' }),
+  serviceAccountId: z.string().min(1).optional().openapi({ description: 'service account that reaches the target; default: the restore point\'s policy\'s' }),
+  credentials: z.object({ username: z.string().min(1).max(200), password: z.string().min(1).max(1000) }).optional()
+    .openapi({ description: 'database login on the target (PostgreSQL); write-only, used for this restore only and never stored; default: the policy\'s login for that account' }),
+}).openapi('RestoreRequest');
+
+// ---- tokens ----
+export const TokenCreate = z.object({
+  name: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'use 1-64 letters, digits, ".", "_", "@" or "-"'),
+}).openapi('TokenCreate');
+export const Token = z.object({ id: z.string(), name: z.string(), createdAt: Timestamp, lastUsedAt: z.string().nullable() }).openapi('Token');
+export const TokenCreated = Token.extend({ token: z.string().openapi({ description: 'the bearer token; shown only in this response' }) }).openapi('TokenCreated');
+
 // ---- settings ----
 const Smtp = z.object({
   host: z.string().min(1), port: z.number().int().min(1).max(65535).default(587), secure: z.boolean().default(false),
@@ -168,8 +203,11 @@ export const SettingsInput = z.object({
     notifyOnSuccess: z.boolean().default(false),
     notifyOnWarning: z.boolean().default(true),
     notifyOnFailure: z.boolean().default(true),
-    dailyReport: z.object({ enabled: z.boolean().default(false), time: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM').default('08:00') })
-      .default({ enabled: false, time: '08:00' }),
+    dailyReport: z.object({
+      enabled: z.boolean().default(false),
+      time: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected HH:MM').default('08:00'),
+      timeZone: TimeZone.default('UTC').openapi({ description: 'IANA time zone of time' }),
+    }).default({ enabled: false, time: '08:00', timeZone: 'UTC' }).openapi({ description: 'a mail with every session of the last 24 hours, sent daily at time' }),
   }).nullable().default(null),
 }).openapi('SettingsInput');
 export const Settings = z.object({
@@ -178,6 +216,6 @@ export const Settings = z.object({
     enabled: z.boolean(),
     smtp: z.object({ host: z.string(), port: z.number(), secure: z.boolean(), username: z.string().nullable(), hasPassword: z.boolean() }),
     from: z.string(), to: z.array(z.string()), notifyOnSuccess: z.boolean(), notifyOnWarning: z.boolean(), notifyOnFailure: z.boolean(),
-    dailyReport: z.object({ enabled: z.boolean(), time: z.string() }),
+    dailyReport: z.object({ enabled: z.boolean(), time: z.string(), timeZone: z.string() }),
   }).nullable(),
 }).openapi('Settings');

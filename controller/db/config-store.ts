@@ -90,35 +90,51 @@ export async function serviceAccountCredentials(db: Queryable, box: SecretBox, i
 // ---- repositories ----
 
 export type AccessTier = 'Hot' | 'Cool' | 'Cold' | 'Archive';
+export type LocationKind = 'azblob' | 'file';
 export interface RepositoryInput {
   name: string;
   serviceAccountId?: string | null;
+  /** 'azblob' (default): storageAccount/container/folder; 'file': an absolute path on the controller's machine */
+  kind?: LocationKind;
   storageAccount: string;
   container: string;
   folder: string;
+  path?: string | null;
   accessTier: AccessTier;
   password?: string | null;
+  /** a storage connection string or SAS token for this repository (sealed; write-only) */
+  storageCredential?: string | null;
   immutability: boolean;
 }
 export interface Repository {
-  id: string; name: string; serviceAccountId: string | null; storageAccount: string; container: string; folder: string;
-  accessTier: AccessTier; encrypted: boolean; immutability: boolean; formatId: string | null; createdAt: string; updatedAt: string;
+  id: string; name: string; serviceAccountId: string | null; kind: LocationKind; storageAccount: string; container: string; folder: string;
+  path: string | null; accessTier: AccessTier; encrypted: boolean; hasStorageCredential: boolean; immutability: boolean; formatId: string | null;
+  createdAt: string; updatedAt: string;
 }
-export interface RepositoryLocation { storageAccount: string; container: string; folder: string }
+/** Where a repository is. kind absent = 'azblob'; for 'file', path is set and the Azure fields are empty. */
+export interface RepositoryLocation { storageAccount: string; container: string; folder: string; kind?: LocationKind; path?: string | null }
 
 const repoRow = (r: any): Repository => ({
-  id: r.id, name: r.name, serviceAccountId: r.service_account_id, storageAccount: r.storage_account, container: r.container,
-  folder: r.folder, accessTier: r.access_tier, encrypted: r.password_sealed !== null, immutability: r.immutability,
-  formatId: r.format_id, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at),
+  id: r.id, name: r.name, serviceAccountId: r.service_account_id, kind: r.location_kind ?? 'azblob', storageAccount: r.storage_account, container: r.container,
+  folder: r.folder, path: r.path ?? null, accessTier: r.access_tier, encrypted: r.password_sealed !== null, hasStorageCredential: Boolean(r.storage_credential_sealed),
+  immutability: r.immutability, formatId: r.format_id, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at),
 });
+
+/** The location of a stored repository, as gateways take it. */
+export function repositoryLocation(r: Pick<Repository, 'storageAccount' | 'container' | 'folder' | 'path'> & { kind?: LocationKind }): RepositoryLocation {
+  return { kind: r.kind, storageAccount: r.storageAccount, container: r.container, folder: r.folder, path: r.path };
+}
 
 export async function insertRepository(db: Queryable, box: SecretBox, id: string, input: RepositoryInput, formatId: string): Promise<Repository> {
   const sealed = input.password ? box.seal(input.password, `repositories.password:${id}`) : null;
+  const credential = input.storageCredential ? box.seal(input.storageCredential, `repositories.storage_credential:${id}`) : null;
+  const file = input.kind === 'file';
   try {
     const rows = await db.query(
-      `INSERT INTO repositories (id, name, service_account_id, storage_account, container, folder, access_tier, password_sealed, immutability, format_id)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING *`,
-      [id, input.name, input.serviceAccountId ?? null, input.storageAccount, input.container, input.folder, input.accessTier, sealed, input.immutability, formatId]);
+      `INSERT INTO repositories (id, name, service_account_id, storage_account, container, folder, access_tier, password_sealed, immutability, format_id, location_kind, path, storage_credential_sealed)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING *`,
+      [id, input.name, input.serviceAccountId ?? null, file ? '' : input.storageAccount, file ? '' : input.container, file ? '' : input.folder,
+        input.accessTier, sealed, input.immutability, formatId, file ? 'file' : 'azblob', file ? input.path : null, credential]);
     return repoRow(rows[0]);
   } catch (e) { throw uniqueViolation(e, `repository "${input.name}" or its location`); }
 }
@@ -156,6 +172,12 @@ export async function repositoryPassword(db: Queryable, box: SecretBox, id: stri
   const r = (await db.query('SELECT password_sealed FROM repositories WHERE id = $1', [id]))[0];
   if (!r) throw notFound('repository', id);
   return r.password_sealed ? box.open(r.password_sealed, `repositories.password:${id}`) : null;
+}
+
+export async function repositoryStorageCredential(db: Queryable, box: SecretBox, id: string): Promise<string | null> {
+  const r = (await db.query('SELECT storage_credential_sealed FROM repositories WHERE id = $1', [id]))[0];
+  if (!r) throw notFound('repository', id);
+  return r.storage_credential_sealed ? box.open(r.storage_credential_sealed, `repositories.storage_credential:${id}`) : null;
 }
 
 // ---- worker configurations ----
@@ -318,10 +340,13 @@ export interface EmailSettings {
   smtp: { host: string; port: number; secure: boolean; username: string | null; password?: string | null };
   from: string; to: string[];
   notifyOnSuccess: boolean; notifyOnWarning: boolean; notifyOnFailure: boolean;
-  dailyReport: { enabled: boolean; time: string };
+  /** time HH:MM in timeZone (default UTC) */
+  dailyReport: { enabled: boolean; time: string; timeZone?: string };
 }
 export interface Settings { sessionRetentionDays: number; email: EmailSettings | null }
-export type PublicSettings = Omit<Settings, 'email'> & { email: (Omit<EmailSettings, 'smtp'> & { smtp: Omit<EmailSettings['smtp'], 'password'> & { hasPassword: boolean } }) | null };
+export type PublicSettings = Omit<Settings, 'email'> & {
+  email: (Omit<EmailSettings, 'smtp' | 'dailyReport'> & { dailyReport: Required<EmailSettings['dailyReport']>; smtp: Omit<EmailSettings['smtp'], 'password'> & { hasPassword: boolean } }) | null;
+};
 
 export const DEFAULT_SETTINGS: Settings = { sessionRetentionDays: 365, email: null };
 
@@ -334,7 +359,7 @@ export async function getSettings(db: Queryable): Promise<PublicSettings> {
   const s = await rawSettings(db);
   if (!s.email) return { sessionRetentionDays: s.sessionRetentionDays, email: null };
   const { passwordSealed, password: _p, ...smtp } = s.email.smtp;
-  return { sessionRetentionDays: s.sessionRetentionDays, email: { ...s.email, smtp: { ...smtp, hasPassword: Boolean(passwordSealed) } } };
+  return { sessionRetentionDays: s.sessionRetentionDays, email: { ...s.email, dailyReport: { timeZone: 'UTC', ...s.email.dailyReport }, smtp: { ...smtp, hasPassword: Boolean(passwordSealed) } } };
 }
 
 /** Settings with the SMTP password opened, for the notifier. */

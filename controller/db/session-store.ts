@@ -21,24 +21,26 @@ export interface Session {
   id: string; type: SessionType; state: SessionState; policyId: string | null; trigger: SessionTrigger;
   scheduledFor: string | null; flags: Flag[]; startedAt: string; finishedAt: string | null; bytes: number;
   accounts: AccountResult[]; error: string | null; interrupted: boolean;
+  /** non-secret parameters, e.g. a restore's point and target; null for most sessions */
+  params: Record<string, unknown> | null;
 }
 
 const iso = (d: unknown) => (d === null || d === undefined ? null : new Date(d as string).toISOString());
 const sessionRow = (r: any): Session => ({
   id: r.id, type: r.type, state: r.state, policyId: r.policy_id, trigger: r.trigger, scheduledFor: iso(r.scheduled_for),
   flags: r.flags, startedAt: iso(r.started_at)!, finishedAt: iso(r.finished_at), bytes: Number(r.bytes), accounts: r.accounts,
-  error: r.error, interrupted: r.interrupted,
+  error: r.error, interrupted: r.interrupted, params: r.params ?? null,
 });
 
 /**
  * Starts a session row in state running. For a scheduled run, returns undefined when that
  * scheduled time was already served (the unique index makes "runs once" hold across restarts).
  */
-export async function insertSession(db: Queryable, s: { type: SessionType; policyId?: string | null; trigger: SessionTrigger; scheduledFor?: Date | null; flags?: Flag[] }): Promise<Session | undefined> {
+export async function insertSession(db: Queryable, s: { type: SessionType; policyId?: string | null; trigger: SessionTrigger; scheduledFor?: Date | null; flags?: Flag[]; params?: Record<string, unknown> | null }): Promise<Session | undefined> {
   const rows = await db.query(
-    `INSERT INTO sessions (id, type, state, policy_id, trigger, scheduled_for, flags) VALUES ($1,$2,'running',$3,$4,$5,$6)
+    `INSERT INTO sessions (id, type, state, policy_id, trigger, scheduled_for, flags, params) VALUES ($1,$2,'running',$3,$4,$5,$6,$7)
      ON CONFLICT DO NOTHING RETURNING *`,
-    [randomUUID(), s.type, s.policyId ?? null, s.trigger, s.scheduledFor ?? null, JSON.stringify(s.flags ?? [])]);
+    [randomUUID(), s.type, s.policyId ?? null, s.trigger, s.scheduledFor ?? null, JSON.stringify(s.flags ?? []), s.params ? JSON.stringify(s.params) : null]);
   return rows[0] ? sessionRow(rows[0]) : undefined;
 }
 
@@ -69,6 +71,11 @@ export async function getSession(db: Queryable, id: string): Promise<Session & {
   if (!r) throw notFound('session', id);
   const log = await db.query('SELECT at, level, message FROM session_logs WHERE session_id = $1 ORDER BY id', [id]);
   return { ...sessionRow(r), log: log.map((l) => ({ at: iso(l.at)!, level: l.level, message: l.message })) };
+}
+
+/** Sessions started in [since, until), newest first (for the daily report). */
+export async function sessionsBetween(db: Queryable, since: Date, until: Date): Promise<Session[]> {
+  return (await db.query('SELECT * FROM sessions WHERE started_at >= $1 AND started_at < $2 ORDER BY started_at DESC, id', [since, until])).map(sessionRow);
 }
 
 /** Start-up: whatever a stopped controller left running can never finish now. */

@@ -39,3 +39,14 @@ export async function tokenCount(db: Queryable): Promise<number> {
 function toInfo(r: Record<string, any>): TokenInfo {
   return { id: r.id, name: r.name, createdAt: new Date(r.created_at), lastUsedAt: r.last_used_at ? new Date(r.last_used_at) : null };
 }
+
+/** Revokes a token by id; refuses the last one (nobody could use the API any more). */
+export async function revokeTokenById(db: Queryable, id: string): Promise<TokenInfo | undefined> {
+  const rows = await db.query(
+    `DELETE FROM api_tokens WHERE id = $1 AND (SELECT count(*) FROM api_tokens) > 1 RETURNING id, name, created_at, last_used_at`, [id]);
+  if (rows[0]) return toInfo(rows[0]);
+  if ((await db.query('SELECT 1 FROM api_tokens WHERE id = $1', [id])).length) {
+    throw new CosmosBackupError('ALREADY_EXISTS', 'this is the last API token; create another one before revoking it');
+  }
+  return undefined;
+}

@@ -11,8 +11,8 @@ export interface PreviewDay {
   created: string[];
   /** restore points removed that day */
   removed: string[];
-  /** what exists at the end of the day */
-  points: { createdAt: string; flags: { flag: string; expiresAt: string }[] }[];
+  /** what exists at the end of the day; existing = a restore point that exists now (id is its id), else a simulated one */
+  points: { id: string; createdAt: string; existing: boolean; flags: { flag: string; expiresAt: string }[] }[];
 }
 
 export interface SimulationStep {
@@ -35,12 +35,17 @@ export function simulate(s: Schedules, from: Date, to: Date, existing: RetainedP
   return steps;
 }
 
-/** Day-by-day view of `simulate` between two local dates (inclusive), in the policy's zone. */
+/**
+ * Day-by-day view of `simulate` between two local dates (inclusive), in the policy's zone.
+ * `existing` are the restore points that exist before the first day; they age and lose flags
+ * like the simulated ones.
+ */
 export function retentionPreview(s: Schedules, fromDate: string, toDate: string, existing: RetainedPoint[] = []): PreviewDay[] {
   const tz = s.timeZone;
   const steps = simulate(s, startOfLocalDay(fromDate, tz), new Date(startOfLocalDay(nextLocalDate(toDate), tz).getTime() - 1), existing);
   const days: PreviewDay[] = [];
   let current = existing;
+  const known = new Set(existing.map((p) => p.id));
   let i = 0;
   for (let date = fromDate; date <= toDate; date = nextLocalDate(date)) {
     const created: string[] = [];
@@ -54,7 +59,7 @@ export function retentionPreview(s: Schedules, fromDate: string, toDate: string,
     }
     days.push({
       date, created, removed,
-      points: current.map((p) => ({ createdAt: p.createdAt.toISOString(), flags: p.flags.map((f) => ({ flag: f.flag, expiresAt: f.expiresAt.toISOString() })) })),
+      points: current.map((p) => ({ id: p.id, createdAt: p.createdAt.toISOString(), existing: known.has(p.id), flags: p.flags.map((f) => ({ flag: f.flag, expiresAt: f.expiresAt.toISOString() })) })),
     });
   }
   return days;

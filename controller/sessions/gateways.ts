@@ -18,6 +18,8 @@ export interface RepositoryAccess {
   location: RepositoryLocation;
   serviceAccount: ServiceAccountCredentials | null;
   password: string | null;
+  /** a storage connection string or SAS token registered with the repository, if any */
+  storageCredential?: string | null;
 }
 
 /** The repository format (shared/repository), as the controller uses it. */
@@ -53,10 +55,37 @@ export interface ArchiveJob {
   log(message: string): void;
 }
 
+/** What a restore writes where: a new database on the target account (never over an existing one). */
+export interface RestoreTarget {
+  account: CloudAccount;
+  /** name of the database to create */
+  databaseName: string;
+  /** only these tables/collections ("schema.table" or "collection"); empty = everything */
+  subset: string[];
+}
+export interface RestoreJob {
+  sessionId: string;
+  /** the restore point inside the repository format */
+  formatPointId: string;
+  /** the account the restore point was taken from */
+  sourceAccountId: string;
+  sourceAccountName: string;
+  pointCreatedAt: Date;
+  target: RestoreTarget;
+  serviceAccount: ServiceAccountCredentials;
+  repository: RepositoryAccess;
+  /** database login on the target (PostgreSQL); MongoDB RU accounts use the keys ARM returns */
+  credentials: { username: string; password: string } | null;
+  workerConfiguration: WorkerConfiguration | null;
+  signal: AbortSignal;
+  log(message: string): void;
+}
+
 /** Workers: launch a VM in the account's region, run the agent, deallocate. */
 export interface WorkerGateway {
   runBackup(job: BackupJob): Promise<{ formatPointId: string; bytes: number }>;
   runArchive(job: ArchiveJob): Promise<{ formatPointId: string; bytes: number }>;
+  runRestore(job: RestoreJob): Promise<{ bytes: number }>;
 }
 
 export interface Gateways {

@@ -12,6 +12,8 @@ import { mostFrequentFlag } from '../policies/schedule.ts';
 import type { Flag } from '../policies/model.ts';
 import { addLocal } from '../policies/zoned.ts';
 import type { Gateways, RepositoryAccess } from './gateways.ts';
+import { dailyReportMail, sessionMail, sessionRecipients } from '../notifications/messages.ts';
+import { sendMail } from '../notifications/mailer.ts';
 
 export interface Logger {
   info(msg: string, meta?: Record<string, unknown>): void;
@@ -25,6 +27,21 @@ export interface StartRequest {
   trigger: SessionTrigger;
   scheduledFor?: Date | null;
   flags?: Flag[];
+  /** recorded with the session (never secrets) */
+  params?: Record<string, unknown> | null;
+  /** handed to the session body in memory only, never stored (e.g. a restore target's login) */
+  secrets?: SessionSecrets;
+}
+
+export interface SessionSecrets { credentials?: { username: string; password: string } }
+
+/** What a restore session records: the restore point, and where it goes. */
+export interface RestoreParams {
+  restorePointId: string;
+  serviceAccountId: string;
+  targetAccountId: string;
+  databaseName: string;
+  subset: string[];
 }
 
 /** One running session's handle for its body: log lines go to the session's log. */
@@ -41,6 +58,7 @@ export class SessionRunner {
   readonly #gw: Gateways;
   readonly #logger: Logger;
   readonly #inflight = new Map<Promise<void>, string>();
+  readonly #secrets = new Map<string, SessionSecrets>();
   readonly #stop = new AbortController();
 
   constructor(opts: { db: Db; box: SecretBox; gateways: Gateways; logger?: Logger }) {
@@ -55,6 +73,7 @@ export class SessionRunner {
     if (this.#stop.signal.aborted) throw new CosmosBackupError('ABORTED', 'the controller is stopping');
     const session = await st.insertSession(this.#db, req);
     if (!session) return undefined;
+    if (req.secrets) this.#secrets.set(session.id, req.secrets);
     const p = this.#run(session).finally(() => this.#inflight.delete(p));
     this.#inflight.set(p, session.id);
     return session;
@@ -103,7 +122,9 @@ export class SessionRunner {
     } catch (e) {
       this.#logger.error('cannot record the end of a session', { sessionId: session.id, error: humanMessage(e) });
     }
+    this.#secrets.delete(session.id);
     this.#logger.info('session finished', { sessionId: session.id, type: session.type, state: outcome.state });
+    await this.#notify(session.id);
     // Retention follows every backup and archive that ran.
     if ((session.type === 'backup' || session.type === 'archive') && session.policyId && outcome.state !== 'failed' && !this.#stop.signal.aborted) {
       await this.start({ type: 'retention', policyId: session.policyId, trigger: 'system' }).catch((e) =>
@@ -118,6 +139,8 @@ export class SessionRunner {
       case 'configuration': return this.#configuration(ctx);
       case 'retention': return this.#retention(ctx);
       case 'cleanup': return this.#cleanup(ctx);
+      case 'restore': return this.#restore(ctx);
+      case 'report': return this.#report(ctx);
       default: throw new CosmosBackupError('INVALID_ARGUMENT', `${ctx.session.type} sessions are not started by the controller core`);
     }
   }
@@ -142,9 +165,10 @@ export class SessionRunner {
     const repo = await cfg.getRepository(this.#db, repositoryId);
     return {
       repo,
-      location: { storageAccount: repo.storageAccount, container: repo.container, folder: repo.folder },
+      location: cfg.repositoryLocation(repo),
       serviceAccount: repo.serviceAccountId ? await cfg.serviceAccountCredentials(this.#db, this.#box, repo.serviceAccountId) : null,
       password: await cfg.repositoryPassword(this.#db, this.#box, repositoryId),
+      storageCredential: await cfg.repositoryStorageCredential(this.#db, this.#box, repositoryId),
     };
   }
 
@@ -323,6 +347,79 @@ export class SessionRunner {
     const n = await st.deleteOldSessions(this.#db, cutoff);
     await ctx.log('info', `removed ${n} session record(s) finished before ${cutoff.toISOString()} (retention ${settings.sessionRetentionDays} days)`);
     return { state: 'success' };
+  }
+
+  /** Mails the session's result to whoever the switches say (after it is recorded; a mail problem never changes the result). */
+  async #notify(sessionId: string): Promise<void> {
+    try {
+      const settings = await cfg.settingsWithSecrets(this.#db, this.#box);
+      if (!settings.email?.enabled) return;
+      const s = await st.getSession(this.#db, sessionId);
+      const policy = s.policyId ? await cfg.getPolicy(this.#db, s.policyId).catch(() => null) : null;
+      const to = sessionRecipients(s, settings.email, policy?.notifications ?? null);
+      if (!to.length) return;
+      await sendMail(settings.email, sessionMail(s, policy?.name ?? null, to));
+      await st.appendLog(this.#db, sessionId, 'info', `notification mail sent to ${to.length} recipient(s)`);
+    } catch (e) {
+      this.#logger.error('cannot send a notification mail', { sessionId, error: humanMessage(e) });
+      await st.appendLog(this.#db, sessionId, 'warning', `notification mail not sent: ${humanMessage(e)}`).catch(() => {});
+    }
+  }
+
+  /** The daily report: every session of the 24 hours before this one, mailed to the global recipients. */
+  async #report(ctx: Ctx): Promise<Outcome> {
+    const settings = await cfg.settingsWithSecrets(this.#db, this.#box);
+    if (!settings.email?.enabled) {
+      await ctx.log('info', 'email notifications are off; no report sent');
+      return { state: 'success' };
+    }
+    const until = new Date(ctx.session.startedAt);
+    const since = new Date(until.getTime() - 24 * 3_600_000);
+    const sessions = (await st.sessionsBetween(this.#db, since, until)).filter((s) => s.id !== ctx.session.id);
+    const policyNames = new Map((await cfg.listPolicies(this.#db)).map((p) => [p.id, p.name]));
+    await sendMail(settings.email, dailyReportMail({ since, until, sessions, policyNames }, settings.email.to));
+    await ctx.log('info', `daily report on ${sessions.length} session(s) sent to ${settings.email.to.length} recipient(s)`);
+    return { state: 'success' };
+  }
+
+  /** Restores a repository restore point into a new database on a target account, through a worker. */
+  async #restore(ctx: Ctx): Promise<Outcome> {
+    const p = ctx.session.params as RestoreParams | null;
+    if (!p?.restorePointId) throw new CosmosBackupError('INVALID_ARGUMENT', 'restore session without a restore point');
+    const point = await st.getRestorePoint(this.#db, p.restorePointId);
+    if (point.kind === 'continuous' || !point.repositoryId || !point.formatPointId) {
+      throw new CosmosBackupError('INVALID_ARGUMENT', `restore point ${point.id} is a continuous backup window; use point-in-time restore`);
+    }
+    const sa = await cfg.serviceAccountCredentials(this.#db, this.#box, p.serviceAccountId);
+    const target = (await this.#gw.cloud.listAccounts(sa)).find((a) => a.id.toLowerCase() === p.targetAccountId.toLowerCase());
+    if (!target) throw new CosmosBackupError('NOT_FOUND', `target account ${p.targetAccountId} is not visible to the service account`);
+    if (!DUMPABLE_KINDS.includes(target.kind)) throw new CosmosBackupError('INVALID_ARGUMENT', `${target.name} is a ${target.kind} account; only PostgreSQL and MongoDB accounts take repository restores`);
+    const given = this.#secrets.get(ctx.session.id)?.credentials;
+    const credentials = given ?? (point.policyId ? await cfg.policyCredential(this.#db, this.#box, point.policyId, target.id) : undefined) ?? null;
+    if (target.kind === 'PostgreSQL' && !credentials) {
+      throw new CosmosBackupError('INVALID_ARGUMENT', `no database login for ${target.name}: give credentials with the restore request`);
+    }
+    const repo = await this.#repoAccess(point.repositoryId);
+    const subset = p.subset.length ? ` (only ${p.subset.join(', ')})` : '';
+    await ctx.log('info', `restoring ${point.accountName} as of ${point.createdAt} from repository "${repo.repo.name}" into database "${p.databaseName}" on ${target.name}${subset}`);
+    const base = { accountId: target.id, accountName: target.name, restorePointId: point.id };
+    try {
+      const r = await this.#gw.workers.runRestore({
+        sessionId: ctx.session.id, formatPointId: point.formatPointId, sourceAccountId: point.accountId, sourceAccountName: point.accountName,
+        pointCreatedAt: new Date(point.createdAt), target: { account: target, databaseName: p.databaseName, subset: p.subset },
+        serviceAccount: sa, repository: repo, credentials,
+        workerConfiguration: (await cfg.workerConfigurationFor(this.#db, target.region)) ?? null,
+        signal: ctx.signal, log: (m) => void ctx.log('info', `${target.name}: ${m}`).catch(() => {}),
+      });
+      await st.setAccounts(this.#db, ctx.session.id, [{ ...base, state: 'success', bytes: r.bytes }]);
+      await ctx.log('info', `${target.name}: database "${p.databaseName}" restored (${r.bytes} bytes)`);
+      return { state: 'success' };
+    } catch (e) {
+      if (ctx.signal.aborted) throw e;
+      await st.setAccounts(this.#db, ctx.session.id, [{ ...base, state: 'failed', bytes: 0, message: humanMessage(e) }]);
+      await ctx.log('error', `${target.name}: ${humanMessage(e)}`);
+      return { state: 'failed', error: humanMessage(e) };
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 // Starts sessions at their times: policy backups and archives at their schedules, a
-// configuration session per policy every 8 hours, session-record cleanup daily. On start it
+// configuration session per policy every 8 hours, session-record cleanup daily, and the daily
+// email report at its time (global settings). On start it
 // first repairs what a stopped controller left: running sessions become failed, and a scheduled
 // run missed while the controller was down runs once if still inside its window.
 import { Cron } from 'croner';
@@ -8,6 +9,7 @@ import type { Db } from '../db/db.ts';
 import * as cfg from '../db/config-store.ts';
 import * as st from '../db/session-store.ts';
 import { nextOccurrence, previousOccurrence } from '../policies/schedule.ts';
+import { addLocal, fromLocal, toLocal } from '../policies/zoned.ts';
 import type { Schedules } from '../policies/model.ts';
 import type { Logger, SessionRunner } from './runner.ts';
 import { silentLogger } from './runner.ts';
@@ -25,10 +27,18 @@ export interface SchedulerOptions {
 
 type ScheduleLike = Pick<Schedules, 'daily' | 'weekly' | 'monthly' | 'yearly'> & { timeZone: string };
 
+/** The latest instant at or before `now` whose local time in `timeZone` is `time` (HH:MM). */
+export function previousDailyTime(now: Date, time: string, timeZone: string): Date {
+  const [hour, minute] = time.split(':').map(Number) as [number, number];
+  const today = fromLocal({ ...toLocal(now, timeZone), hour, minute, second: 0 }, timeZone);
+  return today.getTime() <= now.getTime() ? today : fromLocal({ ...toLocal(addLocal(today, timeZone, { days: -1 }), timeZone), hour, minute, second: 0 }, timeZone);
+}
+
 export class Scheduler {
   readonly #o: Required<SchedulerOptions>;
   #policyTimers: Cron[] = [];
   #fixedTimers: Cron[] = [];
+  #reportTimer: Cron | undefined;
   #stopped = false;
 
   constructor(o: SchedulerOptions) {
@@ -45,6 +55,7 @@ export class Scheduler {
       new Cron('0 30 3 * * *', { timezone: 'UTC' }, () => void this.#startSafe({ type: 'cleanup', trigger: 'schedule' })),
     );
     await this.reload();
+    await this.reloadReport();
     return { interrupted, missed };
   }
 
@@ -62,8 +73,31 @@ export class Scheduler {
     await this.#configurationAll(true);
   }
 
+  /** Re-reads the email settings (call after they change) and re-arms the daily report. */
+  async reloadReport(): Promise<void> {
+    this.#reportTimer?.stop();
+    this.#reportTimer = undefined;
+    if (this.#stopped) return;
+    const r = await this.#reportSchedule();
+    if (!r) return;
+    const [hour, minute] = r.time.split(':').map(Number);
+    this.#reportTimer = new Cron(`0 ${minute} ${hour} * * *`, { timezone: r.timeZone }, () => void this.#startSafe({ type: 'report', trigger: 'schedule' }));
+  }
+
+  /** When the next daily report is due; null when reports are off. */
+  nextReport(): Date | null {
+    return this.#reportTimer?.nextRun() ?? null;
+  }
+
+  async #reportSchedule(): Promise<{ time: string; timeZone: string } | null> {
+    const email = (await cfg.getSettings(this.#o.db)).email;
+    return email?.enabled && email.dailyReport.enabled ? { time: email.dailyReport.time, timeZone: email.dailyReport.timeZone } : null;
+  }
+
   stop(): void {
     this.#stopped = true;
+    this.#reportTimer?.stop();
+    this.#reportTimer = undefined;
     for (const t of [...this.#policyTimers, ...this.#fixedTimers]) t.stop();
     this.#policyTimers = [];
     this.#fixedTimers = [];
@@ -97,6 +131,14 @@ export class Scheduler {
           started.push(session.id);
           this.#o.logger.info('missed scheduled run started', { policyId: p.id, type, scheduledFor: prev.at.toISOString() });
         }
+      }
+    }
+    const report = await this.#reportSchedule();
+    if (report) {
+      const due = previousDailyTime(new Date(now), report.time, report.timeZone);
+      const last = await st.lastSession(this.#o.db, 'report', null);
+      if (now - due.getTime() <= window && (!last || new Date(last.startedAt).getTime() < due.getTime())) {
+        await this.#startSafe({ type: 'report', trigger: 'missed' });
       }
     }
     const lastCleanup = await st.lastSession(this.#o.db, 'cleanup', null);

@@ -1,5 +1,6 @@
-// Gateways for a controller started before the Azure, worker and repository layers are wired in:
-// configuration and the API work; any session that needs Azure fails with this one clear line.
+// Gateways for a controller started before the Azure and worker layers are wired in (main.ts
+// replaces `repositories` with the real StorageRepositories): configuration and the API work; any
+// session that needs a missing layer fails with this one clear line.
 import { CosmosBackupError } from '../../shared/errors.ts';
 import type { Gateways } from './gateways.ts';
 
@@ -10,7 +11,7 @@ const missing = (what: string) => async (): Promise<never> => {
 export function unwiredGateways(): Gateways {
   return {
     cloud: { listAccounts: missing('the Azure layer'), ensureContinuousBackup: missing('the Azure layer') },
-    workers: { runBackup: missing('the worker layer'), runArchive: missing('the worker layer') },
+    workers: { runBackup: missing('the worker layer'), runArchive: missing('the worker layer'), runRestore: missing('the worker layer') },
     repositories: { init: missing('the repository library'), attach: missing('the repository library'), forget: missing('the repository library') },
   };
 }

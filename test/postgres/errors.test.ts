@@ -5,7 +5,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { usePostgres, createTestDatabase } from '../support/postgres.ts';
+import { usePostgres, createTestDatabase, startPostgres } from '../support/postgres.ts';
 import { connect } from '../postgres-schema/helpers.ts';
 import { openStore } from '../../shared/storage/open.ts';
 import { Repository } from '../../shared/repository/repository.ts';
@@ -100,7 +100,6 @@ test('database dropped mid-backup: one clear line, no restore point, repository 
 
 test('target disk full: restore fails with one clear line saying so', async (t) => {
   if (process.getuid?.() !== 0) { t.skip('needs root to mount a small tmpfs for the tablespace'); return; }
-  const server = await usePostgres();
   const mnt = mkdtempSync(path.join(tmpdir(), 'cb-full-'));
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt]);
@@ -108,6 +107,9 @@ test('target disk full: restore fails with one clear line saying so', async (t) 
     t.skip('this machine does not allow mounting a tmpfs');
     return;
   }
+  // A server of its own: a full tablespace makes checkpoints fail, which would disturb every
+  // other test sharing the run's server.
+  const server = await startPostgres();
   try {
     const dir = path.join(mnt, 'ts');
     mkdirSync(dir);
@@ -119,20 +121,17 @@ test('target disk full: restore fails with one clear line saying so', async (t) 
     await c.query(`CREATE TABLE big (id int, v text); INSERT INTO big SELECT i, md5(i::text) || md5((i+1)::text) FROM generate_series(1, 200000) i;`);
     await c.end();
     const admin = await connect(server, 'postgres');
-    const ts = `small_${Date.now()}`;
-    const target = `full_${Date.now()}`;
-    await admin.query(`CREATE TABLESPACE ${ts} LOCATION '${dir}'`);
-    await admin.query(`CREATE DATABASE ${target} TABLESPACE ${ts}`);
+    await admin.query(`CREATE TABLESPACE small LOCATION '${dir}'`);
+    await admin.query(`CREATE DATABASE full_target TABLESPACE small`);
+    await admin.end();
     const repo = await emptyRepo();
     const b = await agent(['backup', 'postgres', '--source', server.url(src), '--repo', repo]);
     assert.equal(b.code, 0, b.stderr);
-    const r = await agent(['restore', b.stdout.trim(), '--target', server.url(target), '--repo', repo]);
+    const r = await agent(['restore', b.stdout.trim(), '--target', server.url('full_target'), '--repo', repo]);
     assert.notEqual(r.code, 0);
     assert.match(oneLine(r.stderr), /disk is full|No space left/i);
-    await admin.query(`DROP DATABASE ${target} WITH (FORCE)`);
-    await admin.query(`DROP TABLESPACE ${ts}`);
-    await admin.end();
   } finally {
+    await server.stop();
     execFileSync('umount', [mnt]);
     rmSync(mnt, { recursive: true, force: true });
   }

@@ -185,7 +185,7 @@ export function spawnWorker(ctl: TestController, azurite: AzuriteServer, stateDi
   const child = spawn(process.execPath, [
     path.join(ROOT, 'agent', 'cli.ts'), 'worker', '--worker-id', ctl.workerId, '--state-dir', stateDir,
     '--visibility-timeout', '3s', '--renew-every', '1s', '--heartbeat-every', '1s', '--progress-every', '200ms',
-    '--poll', '200ms', '--defer', '2s', '--idle-timeout', '10m', ...extra,
+    '--poll', '200ms', '--defer', '2s', '--idle-timeout', '10m', '--abort-grace', '5s', ...extra,
   ], {
     cwd: ROOT,
     env: {

@@ -85,6 +85,7 @@ export async function backupPostgres(repo: Repository, target: PgTarget, opts: P
   const leader = await connect(target, 'cosmos-backup leader');
   const workers: pg.Client[] = [];
   let writer: BackupWriter | undefined;
+  let failed = false;
   try {
     await beginSnapshot(leader);
     const snapshot = (await leader.query<{ s: string }>('SELECT pg_export_snapshot() AS s')).rows[0]!.s;
@@ -138,11 +139,20 @@ export async function backupPostgres(repo: Repository, target: PgTarget, opts: P
     writer = undefined;
     return rp;
   } catch (e) {
+    failed = true;
+    // A COPY abandoned midway never ends on its own (nobody reads it any more), and a ROLLBACK
+    // queued behind it would wait forever: close the sockets; the server ends the transactions.
+    for (const c of [leader, ...workers]) destroyConnection(c);
     if (writer) await writer.abort(e).catch(() => undefined);
     throw e;
   } finally {
-    await Promise.allSettled([leader, ...workers].map((c) => c.query('ROLLBACK').catch(() => undefined).then(() => c.end())));
+    if (!failed) await Promise.allSettled([leader, ...workers].map((c) => c.query('ROLLBACK').catch(() => undefined).then(() => c.end())));
   }
+}
+
+function destroyConnection(c: pg.Client): void {
+  const stream = (c as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+  try { stream?.destroy(); } catch { /* already closed */ }
 }
 
 const LO_PIECE = 1024 * 1024;

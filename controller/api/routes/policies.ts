@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import * as store from '../../db/config-store.ts';
-import { reexpirePoints } from '../../db/session-store.ts';
-import { reexpire } from '../../policies/retention.ts';
+import { flagStates, listRestorePoints, reexpirePoints } from '../../db/session-store.ts';
+import { applyRetention, reexpire } from '../../policies/retention.ts';
 import { retentionPreview } from '../../policies/preview.ts';
-import { localDate, nextLocalDate } from '../../policies/zoned.ts';
+import { localDate, nextLocalDate, startOfLocalDay } from '../../policies/zoned.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, router } from '../errors.ts';
 import { IdParam, Policy, PolicyCreate, PolicyPatch, Preview, PreviewQuery, RunRequest, Session } from '../schemas.ts';
@@ -66,7 +66,7 @@ export function policyRoutes({ db, box, runner, onPoliciesChanged }: ApiDeps) {
   });
   app.openapi(createRoute({
     method: 'get', path: '/{id}/retention-preview', tags, security,
-    description: 'Simulates the policy day by day between two local dates (policy time zone): backups at their times, retention after each; lists which restore points exist each day and with which flags.',
+    description: 'Simulates the policy day by day between two local dates (policy time zone): backups at their times, retention after each; lists which restore points exist each day and with which flags. Restore points the policy already has (created before from) take part and are marked existing.',
     request: { params: IdParam, query: PreviewQuery },
     responses: { 200: json(Preview), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
   }), async (c) => {
@@ -79,7 +79,13 @@ export function policyRoutes({ db, box, runner, onPoliciesChanged }: ApiDeps) {
     if (!to) { to = from; for (let i = 0; i < 30; i++) to = nextLocalDate(to); }
     if (to < from) throw new ApiError(400, 'VALIDATION_FAILED', 'to: must not be before from');
     if ((Date.parse(to) - Date.parse(from)) / 86_400_000 >= MAX_PREVIEW_DAYS) throw new ApiError(400, 'VALIDATION_FAILED', `to: at most ${MAX_PREVIEW_DAYS} days after from`);
-    return c.json({ policyId: policy.id, timeZone: s.timeZone, from, to, days: retentionPreview(s, from, to) }, 200);
+    // Restore points taken before the first day take part, with the flags they carry then.
+    const start = startOfLocalDay(from, s.timeZone);
+    const stored = (await listRestorePoints(db, { policyId: policy.id, kind: 'repository', limit: 100_000 }))
+      .filter((p) => new Date(p.createdAt) < start)
+      .map((p) => ({ id: p.id, createdAt: new Date(p.createdAt), flags: flagStates(p) }));
+    const existing = applyRetention(stored, start).kept;
+    return c.json({ policyId: policy.id, timeZone: s.timeZone, from, to, existing: existing.length, days: retentionPreview(s, from, to, existing) }, 200);
   });
   return app;
 }

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import { createRoute, z } from '@hono/zod-openapi';
 import { isCode } from '../../../shared/errors.ts';
 import * as store from '../../db/config-store.ts';
+import { repositoryLocation } from '../../db/config-store.ts';
 import type { ApiDeps } from '../deps.ts';
 import { router } from '../errors.ts';
 import { IdParam, Repository, RepositoryCreate, RepositoryCreated, RepositoryPatch } from '../schemas.ts';
@@ -18,11 +20,13 @@ export function repositoryRoutes({ db, box, repositories, logger }: ApiDeps) {
     description: 'Registers a repository and initialises the repository format there, or attaches the one already there (mode).',
     responses: { 201: json(RepositoryCreated, 'created'), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
   }), async (c) => {
-    const { mode, ...input } = c.req.valid('json');
+    const { mode, ...body } = c.req.valid('json');
+    const input = { ...body, storageAccount: body.storageAccount ?? '', container: body.container ?? '', path: body.path ? path.resolve(body.path) : null };
     const access = {
-      location: { storageAccount: input.storageAccount, container: input.container, folder: input.folder },
+      location: repositoryLocation({ ...input, folder: input.kind === 'file' ? '' : input.folder }),
       serviceAccount: input.serviceAccountId ? await store.serviceAccountCredentials(db, box, input.serviceAccountId) : null,
       password: input.password ?? null,
+      storageCredential: input.storageCredential ?? null,
     };
     let formatId: string;
     let initialised = false;

@@ -265,6 +265,56 @@ export class SimState {
     return { account: acc, op };
   }
 
+  /**
+   * PUT of a database or a collection (container) inside an account. With createMode Restore it
+   * brings back one that was deleted, as it was at the timestamp (a database with the collections
+   * it had then); its restore source must be this account's own restorable instance.
+   */
+  putChild(a: SimAccount, dbName: string, collName: string | null, resource: any): { op: SimOperation; get: () => unknown } {
+    const live = <T extends { name: string; deletedAt?: Date }>(xs: T[], n: string) => xs.find((x) => x.name === n && !x.deletedAt);
+    const r = () => randomBytes(6).toString('base64');
+    const now = this.now();
+    let apply: () => void;
+    if (resource?.createMode === 'Restore') {
+      const rp = resource.restoreParameters ?? {};
+      const inst = /\/restorableDatabaseAccounts\/([^/]+)$/i.exec(String(rp.restoreSource ?? ''))?.[1];
+      if (!inst || low(inst) !== low(a.instanceId)) throw new ArmError(400, 'BadRequest', 'restoreSource must be the restorable instance of this same account for an in-account restore');
+      const ts = new Date(String(rp.restoreTimestampInUtc));
+      const oldest = this.oldestRestorableTime(a);
+      if (Number.isNaN(ts.getTime()) || !oldest || ts < oldest || ts > now) throw new ArmError(400, 'BadRequest', `restoreTimestampInUtc must be between ${oldest?.toISOString() ?? '(no continuous backup)'} and ${now.toISOString()}`);
+      const at = <T extends { name: string; createdAt: Date; deletedAt?: Date }>(xs: T[], n: string) => xs.filter((x) => x.name === n && x.createdAt <= ts && (!x.deletedAt || x.deletedAt > ts)).at(-1);
+      if (collName === null) {
+        if (live(a.databases, dbName)) throw new ArmError(409, 'Conflict', `Database ${dbName} exists; only a deleted database can be restored in the account`);
+        const old = at(a.databases, dbName);
+        if (!old) throw new ArmError(400, 'BadRequest', `Database ${dbName} did not exist at ${ts.toISOString()}`);
+        apply = () => { a.databases.push({ name: dbName, rid: r(), createdAt: this.now(), collections: old.collections.filter((c) => c.createdAt <= ts && (!c.deletedAt || c.deletedAt > ts)).map((c) => ({ name: c.name, rid: r(), createdAt: this.now() })) }); };
+      } else {
+        const d = live(a.databases, dbName);
+        if (!d) throw new ArmError(400, 'BadRequest', `Database ${dbName} does not exist; restore the database before its collections`);
+        if (live(d.collections, collName)) throw new ArmError(409, 'Conflict', `Collection ${collName} exists; only a deleted collection can be restored in the account`);
+        const allColls = a.databases.filter((x) => x.name === dbName).flatMap((x) => x.collections);
+        if (!at(allColls, collName)) throw new ArmError(400, 'BadRequest', `Collection ${collName} did not exist at ${ts.toISOString()}`);
+        apply = () => { d.collections.push({ name: collName, rid: r(), createdAt: this.now() }); };
+      }
+    } else if (collName === null) {
+      apply = () => { if (!live(a.databases, dbName)) a.databases.push({ name: dbName, rid: r(), createdAt: this.now(), collections: [] }); };
+    } else {
+      const d = live(a.databases, dbName);
+      if (!d) throw new ArmError(404, 'NotFound', `Database ${dbName} not found`);
+      apply = () => { if (!live(d.collections, collName)) d.collections.push({ name: collName, rid: r(), createdAt: this.now() }); };
+    }
+    const op = this.newOperation(a, apply);
+    return { op, get: () => this.childJson(a, dbName, collName) };
+  }
+
+  childJson(a: SimAccount, dbName: string, collName: string | null): unknown {
+    const d = a.databases.find((x) => x.name === dbName && !x.deletedAt);
+    const c = collName === null ? undefined : d?.collections.find((x) => x.name === collName && !x.deletedAt);
+    const it = collName === null ? d : c;
+    if (!it) throw new ArmError(404, 'NotFound', `${collName === null ? 'Database' : 'Collection'} ${collName ?? dbName} not found`);
+    return { id: `${a.id}/${collName === null ? 'sqlDatabases' : 'sqlDatabases/' + dbName + '/containers'}/${it.name}`, name: it.name, properties: { resource: { id: it.name, _rid: it.rid, _ts: Math.floor(it.createdAt.getTime() / 1000) } } };
+  }
+
   newOperation(a: { subscriptionId: string; location: string }, complete: () => void, step?: () => boolean, undo?: () => void): SimOperation {
     const op: SimOperation = { id: randomUUID(), location: a.location, subscriptionId: a.subscriptionId, pollsLeft: this.lroPolls, status: 'InProgress', complete, step, undo };
     this.operations.set(op.id, op);

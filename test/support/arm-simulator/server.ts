@@ -151,7 +151,8 @@ export class ArmSimulator {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks).toString('utf8');
-    const u = new URL(req.url ?? '/', this.url);
+    // ARM tolerates '//subscriptions/…' (getById joins '/' and an id that starts with '/')
+    const u = new URL((req.url ?? '/').replace(/^\/+/, '/'), this.url);
     const method = (req.method ?? 'GET').toUpperCase();
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       const text = body === undefined ? '' : JSON.stringify(body);
@@ -352,6 +353,16 @@ export class ArmSimulator {
       const name = segs[7]!;
       if (segs.length === 8) return this.#accountRoute(method, sub.id, rg.name, name, query, body);
       const a = st.account(sub.id, rg.name, name);
+      // databases and collections: sqlDatabases/{db}[/containers/{c}], mongodbDatabases/{db}[/collections/{c}]
+      if ((l[8] === 'sqldatabases' || l[8] === 'mongodbdatabases') && (segs.length === 10 || (segs.length === 12 && (l[10] === 'containers' || l[10] === 'collections')))) {
+        const coll = segs.length === 12 ? segs[11]! : null;
+        if (method === 'GET') return { status: 200, body: st.childJson(a, segs[9]!, coll) };
+        if (method === 'PUT') {
+          const { op } = st.putChild(a, segs[9]!, coll, body?.properties?.resource);
+          this.#startLro(op);
+          return { status: 202, body: undefined, headers: { 'azure-asyncoperation': this.#opUrl(op, query), location: this.#opUrl(op, query) } };
+        }
+      }
       if (segs.length === 9 && method === 'POST' && l[8] === 'listconnectionstrings') return { status: 200, body: { connectionStrings: this.#connectionStrings(a) } };
       if (segs.length === 9 && method === 'POST' && l[8] === 'listkeys') return { status: 200, body: a.keys };
       if (segs.length === 9 && method === 'POST' && l[8] === 'readonlykeys') return { status: 200, body: { primaryReadonlyMasterKey: a.keys.primaryReadonlyMasterKey, secondaryReadonlyMasterKey: a.keys.secondaryReadonlyMasterKey } };
@@ -424,7 +435,6 @@ export class ArmSimulator {
       ? { type: 'Continuous', continuousModeProperties: { tier: a.backup.tier } }
       : { type: 'Periodic', periodicModeProperties: { backupIntervalInMinutes: 240, backupRetentionIntervalInHours: 8, backupStorageRedundancy: 'Geo' } };
     if (a.migration) backupPolicy.migrationState = { status: 'InProgress', targetType: 'Continuous', startTime: a.migration.startTime.toISOString() };
-    const oldest = this.state.oldestRestorableTime(a);
     return {
       id: a.id, name: a.name, type: 'Microsoft.DocumentDB/databaseAccounts', location: a.location, kind, tags: a.tags,
       systemData: { createdAt: a.createdAt.toISOString() },
@@ -436,7 +446,6 @@ export class ArmSimulator {
         enableMultipleWriteLocations: false,
         ...(a.serverVersion ? { apiProperties: { serverVersion: a.serverVersion } } : {}),
         ...(a.restoreParameters ? { createMode: 'Restore', restoreParameters: a.restoreParameters } : {}),
-        ...(oldest ? { oldestRestorableTime: oldest.toISOString() } : {}),
       },
     };
   }

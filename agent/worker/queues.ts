@@ -1,0 +1,122 @@
+// The worker's side of its queue pair (Azure Queue Storage through @azure/storage-queue):
+// receive one command at a time, keep it hidden while it runs (each update returns a new pop
+// receipt, which the caller must keep), delete it when done, send replies, set messages aside
+// on `<queue>-poison`. No protocol logic here: texts in, texts out.
+import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
+import { CosmosBackupError } from '../../shared/errors.ts';
+import type { QueueNames } from '../../shared/protocol/messages.ts';
+import { MESSAGE_MAX_AGE_SECONDS } from '../../shared/protocol/constants.ts';
+
+export type QueueAuth =
+  | { kind: 'connection-string'; connectionString: string }
+  /** service URL + SAS token (without '?') */
+  | { kind: 'sas'; serviceUrl: string; sas: string }
+  /** service URL + DefaultAzureCredential (managed identity on the VM) */
+  | { kind: 'identity'; serviceUrl: string; clientId?: string };
+
+export interface ReceivedMessage {
+  messageId: string;
+  popReceipt: string;
+  dequeueCount: number;
+  messageText: string;
+}
+
+function statusOf(e: unknown): number | undefined {
+  return (e as { statusCode?: number }).statusCode;
+}
+
+/** Turns an SDK error into a typed one without echoing URLs (which may carry a SAS). */
+function queueError(what: string, e: unknown): CosmosBackupError {
+  const status = statusOf(e);
+  const code = (e as { code?: string }).code ?? '';
+  if (status === 401 || status === 403) return new CosmosBackupError('STORAGE_AUTH', `queue service refused ${what} (${status} ${code}): check the worker's queue credentials`, { cause: e });
+  if (status === 404) return new CosmosBackupError('NOT_FOUND', `queue not found for ${what} (${code}): the controller creates the worker's queues before launching it`, { cause: e });
+  return new CosmosBackupError('STORAGE_UNAVAILABLE', `queue service failed ${what}: ${status ?? ''} ${code || (e as Error).message}`.replace(/\?[^\s]*/g, ''), { cause: e, details: { transient: true } });
+}
+
+export async function queueServiceClient(auth: QueueAuth): Promise<QueueServiceClient> {
+  const options = { retryOptions: { maxTries: 4, retryDelayInMs: 500, maxRetryDelayInMs: 5000 } };
+  switch (auth.kind) {
+    case 'connection-string':
+      try {
+        return QueueServiceClient.fromConnectionString(auth.connectionString, options);
+      } catch {
+        throw new CosmosBackupError('INVALID_ARGUMENT', 'the queue connection string is not a valid storage connection string');
+      }
+    case 'sas':
+      return new QueueServiceClient(`${auth.serviceUrl.replace(/\/+$/, '')}?${auth.sas.replace(/^\?/, '')}`, undefined, options);
+    case 'identity': {
+      const { DefaultAzureCredential } = await import('@azure/identity');
+      return new QueueServiceClient(auth.serviceUrl, new DefaultAzureCredential(auth.clientId ? { managedIdentityClientId: auth.clientId } : {}), options);
+    }
+  }
+}
+
+export class WorkerQueues {
+  readonly names: QueueNames;
+  private readonly commands: QueueClient;
+  private readonly replies: QueueClient;
+  private readonly poisonQueue: QueueClient;
+  private poisonReady = false;
+
+  constructor(service: QueueServiceClient, names: QueueNames) {
+    this.names = names;
+    this.commands = service.getQueueClient(names.commands);
+    this.replies = service.getQueueClient(names.replies);
+    this.poisonQueue = service.getQueueClient(names.commandsPoison);
+  }
+
+  /** One command, hidden for visibilitySeconds; undefined when the queue is empty. */
+  async receive(visibilitySeconds: number): Promise<ReceivedMessage | undefined> {
+    try {
+      const r = await this.commands.receiveMessages({ numberOfMessages: 1, visibilityTimeout: visibilitySeconds });
+      const m = r.receivedMessageItems[0];
+      if (!m) return undefined;
+      return { messageId: m.messageId, popReceipt: m.popReceipt, dequeueCount: m.dequeueCount, messageText: m.messageText };
+    } catch (e) {
+      throw queueError('receiving a command', e);
+    }
+  }
+
+  /** Hides the message for seconds more; returns the new pop receipt (the old one is dead). */
+  async setVisibility(messageId: string, popReceipt: string, seconds: number): Promise<string> {
+    try {
+      const r = await this.commands.updateMessage(messageId, popReceipt, undefined, seconds);
+      if (!r.popReceipt) throw new Error('no pop receipt in the update response');
+      return r.popReceipt;
+    } catch (e) {
+      throw queueError('updating a command\'s visibility', e);
+    }
+  }
+
+  /** Deletes a command; "not found" is fine (expired, or received again elsewhere: the ledger answers it). */
+  async delete(messageId: string, popReceipt: string): Promise<void> {
+    try {
+      await this.commands.deleteMessage(messageId, popReceipt);
+    } catch (e) {
+      if (statusOf(e) === 404) return;
+      throw queueError('deleting a command', e);
+    }
+  }
+
+  async sendReply(text: string): Promise<void> {
+    try {
+      await this.replies.sendMessage(text, { messageTimeToLive: MESSAGE_MAX_AGE_SECONDS });
+    } catch (e) {
+      throw queueError('sending a reply', e);
+    }
+  }
+
+  async sendPoison(text: string): Promise<void> {
+    try {
+      if (!this.poisonReady) {
+        await this.poisonQueue.createIfNotExists();
+        this.poisonReady = true;
+      }
+      // Kept until someone looks at it.
+      await this.poisonQueue.sendMessage(text, { messageTimeToLive: -1 });
+    } catch (e) {
+      throw queueError('setting a message aside on the poison queue', e);
+    }
+  }
+}
