@@ -12,9 +12,7 @@ import {
 } from '../../shared/protocol/constants.ts';
 import { parseDuration } from './repo.ts';
 import { VERSION, COMMIT } from '../version.ts';
-import { workerLog } from '../worker/log.ts';
-import { queueServiceClient, WorkerQueues, type QueueAuth } from '../worker/queues.ts';
-import { Worker } from '../worker/worker.ts';
+import type { QueueAuth } from '../worker/queues.ts';
 
 interface WorkerCliOptions {
   workerId?: string;
@@ -115,6 +113,10 @@ export function registerWorkerCommand(program: Command): void {
       const renewMs = seconds('--renew-every', o.renewEvery, 0);
       if (renewMs >= visibilityMs) throw bad('--renew-every must be shorter than --visibility-timeout');
       const stateDir = path.resolve(o.stateDir ?? process.env.COSMOS_BACKUP_STATE_DIR ?? path.join(homedir(), '.cosmos-backup-agent', workerId));
+      // Loaded when the worker starts: the queue SDK and the engines are large.
+      const [{ workerLog }, { queueServiceClient, WorkerQueues }, { Worker }] = await Promise.all([
+        import('../worker/log.ts'), import('../worker/queues.ts'), import('../worker/worker.ts'),
+      ]);
       const log = workerLog({ workerId, level: o.logLevel });
       const queues = new WorkerQueues(await queueServiceClient(queueAuth(o)), queueNames(workerId));
       const worker = new Worker({
