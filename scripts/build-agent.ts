@@ -127,7 +127,9 @@ export async function buildAgent(opts: BuildOptions = {}): Promise<AgentManifest
   log(`bundled ${Object.keys(res.metafile.inputs).length} modules into ${(bundleBytes / 1048576).toFixed(1)} MiB`);
 
   // 2. the SEA blob, made by the same Node that runs it
-  writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false }));
+  // A small young generation makes V8 collect dead frame and pack buffers promptly: measured
+  // about -60 MiB of peak RSS during a backup, for a few percent of CPU.
+  writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false, execArgv: ['--max-semi-space-size=4'] }));
   execFileSync(NODE_BINARY, ['--experimental-sea-config', seaConfig], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
 
   // 3. inject into a copy of that Node
