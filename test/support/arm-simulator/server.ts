@@ -3,7 +3,8 @@
 // real @azure/identity and @azure/arm-* clients: Entra's OpenID configuration and token endpoints,
 // subscriptions, resource groups, generic resources, Cosmos DB accounts with continuous backup and
 // point-in-time restore, Cosmos DB for PostgreSQL clusters and role permissions, with paging,
-// long-running operations as @azure/core-lro expects them, and injectable faults.
+// long-running operations as @azure/core-lro expects them, and injectable faults; compute (VMs whose
+// Run Command scripts really run), network and storage accounts live in infra.ts.
 // State lives in model.ts; the control surface is the ArmSimulator methods and POST /_sim/<method>.
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -16,6 +17,7 @@ import { makeTls } from './tls.ts';
 import {
   ArmError, SimState, armKind, type AccountSeed, type ApiKind, type ClusterSeed, type SimAccount, type SimCluster, type SimOperation, type SimPrincipal,
 } from './model.ts';
+import { Infra, type AzuriteEndpoints } from './infra.ts';
 
 export interface Faults {
   /** probability (0..1) that an ARM request gets 429 */
@@ -72,6 +74,12 @@ export class ArmSimulator {
   #dir = '';
   #tokens = new Map<string, string>();
   #seed = 0x2545f491;
+  /** the run's Azurite: every storage account created here is that one account (devstoreaccount1) */
+  azurite: AzuriteEndpoints | undefined;
+  /** compute, network and storage resources; VMs run their scripts in sandboxes under the temp dir */
+  readonly infra = new Infra(this.state, {
+    url: () => this.url, dir: () => this.#dir, startLro: (op) => this.#startLro(op), azurite: () => this.azurite,
+  });
 
   async start(port = 0): Promise<this> {
     const tls = await makeTls();
@@ -93,6 +101,7 @@ export class ArmSimulator {
       this.#server.closeAllConnections();
       await new Promise<void>((r) => this.#server!.close(() => r()));
     }
+    this.infra.stopAll();
     if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
   }
 
@@ -130,6 +139,14 @@ export class ArmSimulator {
   /** The cluster's coordinator FQDN becomes host (or host:port when the port is not 5432). */
   pointCoordinator(clusterName: string, host: string, port = 5432): void { this.state.findCluster(clusterName).coordinatorFqdn = port === 5432 ? host : `${host}:${port}`; }
   advanceTime(ms: number): void { this.state.advance(ms); }
+  /** Kills every process of a VM (by id or name) without a deallocate: a crashed guest. */
+  crashVm(id: string): void { this.infra.crashVm(id); }
+  /** Live processes of a VM: its scripts and what they left running. */
+  vmProcesses(id: string) { return this.infra.vmProcesses(id); }
+  /** Every script the VM ran (action and managed), with its output tails; protected values are never kept. */
+  runCommandHistory(id: string) { return this.infra.runCommandHistory(id); }
+  /** The directory a VM's scripts run in. */
+  vmSandbox(id: string): string { return this.infra.vmSandbox(id); }
   setFaults(f: Partial<Faults>): void { this.faults = { ...this.faults, ...f }; }
   clearFaults(): void { this.faults = { ...NO_FAULTS }; }
   setLroPolls(polls: number, migrationPolls = polls + 1): void { this.state.lroPolls = polls; this.state.migrationPolls = migrationPolls; }
@@ -217,6 +234,9 @@ export class ArmSimulator {
       case 'advanceTime': return this.advanceTime(Number(args.ms));
       case 'setFaults': return this.setFaults(args);
       case 'clearFaults': return this.clearFaults();
+      case 'crashVm': return this.crashVm(args.id);
+      case 'vmProcesses': return this.vmProcesses(args.id);
+      case 'runCommandHistory': return this.runCommandHistory(args.id);
       default: throw new ArmError(404, 'NotFound', `simulator control: unknown operation ${op}`);
     }
   }
@@ -297,10 +317,14 @@ export class ArmSimulator {
     // generic resources
     if (l[2] === 'resources' && segs.length === 3) {
       const filter = /resourceType eq '([^']+)'/i.exec(query.$filter ?? '')?.[1]?.toLowerCase();
+      const tagName = /tagName eq '([^']+)'/i.exec(query.$filter ?? '')?.[1];
+      const tagValue = /tagValue eq '([^']*)'/i.exec(query.$filter ?? '')?.[1];
       const all = [
         ...[...st.accounts.values()].filter((a) => a.subscriptionId === sub.id).map((a) => ({ id: a.id, name: a.name, type: 'Microsoft.DocumentDB/databaseAccounts', location: a.location, tags: a.tags, kind: armKind(a.api).kind })),
         ...[...st.clusters.values()].filter((c) => c.subscriptionId === sub.id).map((c) => ({ id: c.id, name: c.name, type: 'Microsoft.DBforPostgreSQL/serverGroupsv2', location: c.location, tags: c.tags })),
-      ].filter((r) => !filter || low(r.type) === filter);
+        ...this.infra.genericList(sub.id),
+      ].filter((r) => !filter || low(r.type) === filter)
+        .filter((r) => !tagName || (tagName in r.tags && (tagValue === undefined || r.tags[tagName] === tagValue)));
       return this.#page(all, query, path, (r) => r);
     }
     // provider-level paths under the subscription
@@ -334,6 +358,8 @@ export class ArmSimulator {
       if (ns === 'microsoft.dbforpostgresql' && l[4] === 'servergroupsv2' && segs.length === 5) {
         return this.#page([...st.clusters.values()].filter((c) => c.subscriptionId === sub.id), query, path, (c) => this.#clusterJson(c));
       }
+      const ir = this.infra.routeSubscription(method, segs, sub.id);
+      if (ir) return ir;
       return notFound();
     }
     if (l[2] !== 'resourcegroups') return notFound();
@@ -348,6 +374,8 @@ export class ArmSimulator {
     }
     const rg = st.resourceGroup(sub.id, rgName);
     if (l[4] !== 'providers') return notFound();
+    const ir = this.infra.route(method, segs, query, body, sub.id, rg.name);
+    if (ir) return ir;
     if (l[5] === 'microsoft.documentdb' && l[6] === 'databaseaccounts') {
       if (segs.length === 7) return this.#page([...st.accounts.values()].filter((a) => a.subscriptionId === sub.id && low(a.resourceGroup) === low(rg.name)), query, path, (a) => this.#accountJson(a), false);
       const name = segs[7]!;
@@ -512,6 +540,8 @@ export class ArmSimulator {
 }
 
 /** Starts a simulator on a free loopback port (or `port`). */
-export async function startArmSimulator(opts: { port?: number } = {}): Promise<ArmSimulator> {
-  return new ArmSimulator().start(opts.port);
+export async function startArmSimulator(opts: { port?: number; azurite?: AzuriteEndpoints } = {}): Promise<ArmSimulator> {
+  const sim = new ArmSimulator();
+  sim.azurite = opts.azurite;
+  return sim.start(opts.port);
 }
