@@ -114,7 +114,7 @@ export async function startController(opts: StartOptions): Promise<Controller> {
   });
   const azure = opts.azure ? new AzureControlPlane({ db, box, gateway: opts.azure, logger }) : null;
   if (azure) {
-    app.route('/', accountRoutes({ plane: azure, db }));
+    app.route('/', accountRoutes({ plane: azure, db, box }));
     azure.startSchedule();
   }
 

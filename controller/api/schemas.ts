@@ -18,6 +18,12 @@ function patchOf<T extends Record<string, z.ZodType>>(fields: T) {
 }
 
 // ---- service accounts ----
+const HttpsUrl = z.url({ protocol: /^https$/, error: 'expected an https:// URL (Azure clients refuse plain http)' }).transform((u) => u.replace(/\/+$/, ''));
+/** The Azure cloud a service account signs in to: sovereign clouds are configuration, not code. Not secret. */
+export const CloudEndpointFields = {
+  armEndpoint: HttpsUrl.nullable().openapi({ description: 'ARM endpoint of the service account\'s cloud, e.g. https://management.chinacloudapi.cn; null = the controller default' }),
+  authorityHost: HttpsUrl.nullable().openapi({ description: 'Microsoft Entra authority host, e.g. https://login.chinacloudapi.cn; null = the controller default' }),
+};
 const ServiceAccountFields = {
   name: Name,
   tenantId: z.string().min(1).max(200),
@@ -25,6 +31,8 @@ const ServiceAccountFields = {
   clientId: Guid.nullable().optional(),
   clientSecret: z.string().min(1).max(1000).nullable().optional().openapi({ description: 'write-only; responses say hasSecret' }),
   subscriptions: z.array(Guid).max(500).default([]),
+  armEndpoint: CloudEndpointFields.armEndpoint.optional(),
+  authorityHost: CloudEndpointFields.authorityHost.optional(),
 };
 export const ServiceAccountCreate = z.object(ServiceAccountFields).superRefine((v, ctx) => {
   if (v.auth === 'secret' && !v.clientId) ctx.addIssue({ code: 'custom', path: ['clientId'], message: 'required when auth is "secret"' });
@@ -33,7 +41,8 @@ export const ServiceAccountCreate = z.object(ServiceAccountFields).superRefine((
 export const ServiceAccountPatch = patchOf(ServiceAccountFields).openapi('ServiceAccountPatch');
 export const ServiceAccount = z.object({
   id: z.string(), name: z.string(), tenantId: z.string(), auth: z.enum(['secret', 'managedIdentity']), clientId: z.string().nullable(),
-  hasSecret: z.boolean(), subscriptions: z.array(z.string()), createdAt: Timestamp, updatedAt: Timestamp,
+  hasSecret: z.boolean(), subscriptions: z.array(z.string()), armEndpoint: z.string().nullable(), authorityHost: z.string().nullable(),
+  createdAt: Timestamp, updatedAt: Timestamp,
 }).openapi('ServiceAccount');
 
 // ---- repositories ----
@@ -102,6 +111,7 @@ const Notifications = z.object({
   onFailure: z.boolean().default(true),
   recipients: z.array(z.email()).default([]),
 });
+export const AllowMigrationText = 'Continuous backup settings: whether configuration sessions migrate accounts that use periodic backup to continuous backup at continuousTier. The migration is ONE-WAY: Azure cannot switch an account back to periodic backup. Off by default: such accounts are then reported with an error, not changed.';
 const PolicyFields = {
   name: Name,
   enabled: z.boolean().default(true),
@@ -109,6 +119,7 @@ const PolicyFields = {
   serviceAccountId: z.string().min(1),
   scope: Scope,
   continuousTier: z.union([z.literal(7), z.literal(30)]).default(30),
+  allowMigration: z.boolean().default(false).openapi({ description: AllowMigrationText }),
   backup: z.object({ repositoryId: z.string().min(1), schedules: Schedules, credentials: z.array(Credential).default([]) }).nullable().optional(),
   archive: z.object({ repositoryId: z.string().min(1), schedule: ArchiveSchedule }).nullable().optional(),
   notifications: Notifications.default({ onSuccess: false, onWarning: true, onFailure: true, recipients: [] }),
@@ -122,6 +133,7 @@ export const PolicyPatch = patchOf(PolicyFields).openapi('PolicyPatch');
 export const Policy = z.object({
   id: z.string(), name: z.string(), enabled: z.boolean(), priority: z.number(), serviceAccountId: z.string(), scope: Scope,
   continuousTier: z.union([z.literal(7), z.literal(30)]),
+  allowMigration: z.boolean().openapi({ description: AllowMigrationText }),
   backup: z.object({ repositoryId: z.string(), schedules: Schedules, credentials: z.array(z.object({ accountId: z.string(), username: z.string(), hasSecret: z.literal(true) })) }).nullable(),
   archive: z.object({ repositoryId: z.string(), schedule: ArchiveSchedule }).nullable(),
   notifications: Notifications, createdAt: Timestamp, updatedAt: Timestamp,

@@ -9,11 +9,9 @@ import { discover, type DiscoveredAccount } from './discovery.ts';
 import { ensureContinuousBackup, type EnsureResult } from './continuous.ts';
 import type { AzureSettings } from './settings.ts';
 
-/** Kinds sessions handle; Cassandra is discovered and reported, but has no continuous backup to keep. */
-const SESSION_KINDS: readonly string[] = ['NoSql', 'MongoRU', 'PostgreSQL', 'Gremlin', 'Table'];
-
+/** Live accounts of every kind: a Cassandra account in a scope is reported by the session, not hidden. */
 export function toCloudAccount(a: DiscoveredAccount): CloudAccount | null {
-  if (!SESSION_KINDS.includes(a.kind) || a.deletedAt) return null;
+  if (a.deletedAt) return null;
   return { id: a.armId, name: a.name, subscriptionId: a.subscriptionId, resourceGroup: a.resourceGroup, region: a.region, kind: a.kind as AccountKind, tags: a.tags };
 }
 
@@ -57,9 +55,9 @@ export class AzureCloudGateway implements CloudGateway {
   }
 
   /**
-   * Sessions call this with three arguments; migration from periodic backup then follows the
-   * setting of the policy that owns the account (else the controller-wide default). A caller that
-   * knows the choice passes it.
+   * Configuration sessions pass their policy's `allowMigration`. A caller that does not know the
+   * choice leaves it out: it then follows the policy that owns the account (else the
+   * controller-wide default).
    */
   async ensureContinuousBackup(sa: ServiceAccountCredentials, account: CloudAccount, tier: 7 | 30, opts?: { allowMigration?: boolean }): Promise<EnsureResult> {
     const allowMigration = opts?.allowMigration ?? (await this.#migration?.(account)) ?? this.settings.allowMigration;

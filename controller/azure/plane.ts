@@ -55,7 +55,7 @@ export class AzureControlPlane {
     this.#gw.useMigrationPolicy(async (account) => {
       const policies = (await cfg.listPolicies(this.#db)).map((p) => ({ ...p, createdAt: new Date(p.createdAt) }));
       const owner = owners(policies, [account]).get(account.id.toLowerCase());
-      return owner ? store.getAllowMigration(this.#db, owner) : null;
+      return policies.find((p) => p.id === owner)?.allowMigration ?? null;
     });
   }
 

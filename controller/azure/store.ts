@@ -118,13 +118,3 @@ export async function setCloud(db: Queryable, saId: string, c: CloudEndpoints): 
   if (!rows.length) throw notFound('service account', saId);
   return getCloud(db, saId);
 }
-
-export async function getAllowMigration(db: Queryable, policyId: string): Promise<boolean> {
-  const r = (await db.query('SELECT allow_migration FROM policy_continuous_settings WHERE policy_id = $1', [policyId]))[0];
-  return Boolean(r?.allow_migration);
-}
-
-export async function setAllowMigration(db: Queryable, policyId: string, allow: boolean): Promise<void> {
-  await db.query(`INSERT INTO policy_continuous_settings (policy_id, allow_migration) VALUES ($1, $2)
-    ON CONFLICT (policy_id) DO UPDATE SET allow_migration = EXCLUDED.allow_migration, updated_at = now()`, [policyId, allow]);
-}

@@ -21,10 +21,13 @@ export interface ServiceAccountInput {
   clientId?: string | null;
   clientSecret?: string | null;
   subscriptions: string[];
+  /** the cloud's endpoints; null or absent = the controller default */
+  armEndpoint?: string | null;
+  authorityHost?: string | null;
 }
 export interface ServiceAccount {
   id: string; name: string; tenantId: string; auth: 'secret' | 'managedIdentity'; clientId: string | null;
-  hasSecret: boolean; subscriptions: string[]; createdAt: string; updatedAt: string;
+  hasSecret: boolean; subscriptions: string[]; armEndpoint: string | null; authorityHost: string | null; createdAt: string; updatedAt: string;
 }
 /** What the Azure layer needs to sign in; only built for sessions. */
 export interface ServiceAccountCredentials {
@@ -33,7 +36,7 @@ export interface ServiceAccountCredentials {
 
 const saRow = (r: any): ServiceAccount => ({
   id: r.id, name: r.name, tenantId: r.tenant_id, auth: r.auth, clientId: r.client_id, hasSecret: r.secret_sealed !== null,
-  subscriptions: r.subscriptions, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at),
+  subscriptions: r.subscriptions, armEndpoint: r.arm_endpoint ?? null, authorityHost: r.authority_host ?? null, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at),
 });
 
 export async function createServiceAccount(db: Queryable, box: SecretBox, input: ServiceAccountInput): Promise<ServiceAccount> {
@@ -41,8 +44,8 @@ export async function createServiceAccount(db: Queryable, box: SecretBox, input:
   const sealed = input.clientSecret ? box.seal(input.clientSecret, `service_accounts.secret:${id}`) : null;
   try {
     const rows = await db.query(
-      `INSERT INTO service_accounts (id, name, tenant_id, client_id, auth, secret_sealed, subscriptions) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING *`,
-      [id, input.name, input.tenantId, input.clientId ?? null, input.auth, sealed, json(input.subscriptions)]);
+      `INSERT INTO service_accounts (id, name, tenant_id, client_id, auth, secret_sealed, subscriptions, arm_endpoint, authority_host) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) RETURNING *`,
+      [id, input.name, input.tenantId, input.clientId ?? null, input.auth, sealed, json(input.subscriptions), input.armEndpoint ?? null, input.authorityHost ?? null]);
     return saRow(rows[0]);
   } catch (e) { throw uniqueViolation(e, `service account "${input.name}"`); }
 }
@@ -65,8 +68,8 @@ export async function updateServiceAccount(db: Queryable, box: SecretBox, id: st
     const rows = await db.query(
       `UPDATE service_accounts SET name=$2, tenant_id=$3, client_id=$4, auth=$5, subscriptions=$6,
          secret_sealed = CASE WHEN $5 = 'managedIdentity' THEN NULL WHEN $7::text IS NULL THEN secret_sealed ELSE $7::text END,
-         updated_at=now() WHERE id=$1 RETURNING *`,
-      [id, next.name, next.tenantId, next.clientId ?? null, next.auth, json(next.subscriptions), sealed ?? null]);
+         arm_endpoint=$8, authority_host=$9, updated_at=now() WHERE id=$1 RETURNING *`,
+      [id, next.name, next.tenantId, next.clientId ?? null, next.auth, json(next.subscriptions), sealed ?? null, next.armEndpoint ?? null, next.authorityHost ?? null]);
     return saRow(rows[0]);
   } catch (e) { throw uniqueViolation(e, `service account "${next.name}"`); }
 }
@@ -237,10 +240,12 @@ export interface ArchiveSettings { repositoryId: string; schedule: ArchiveSchedu
 export interface NotificationSettings { onSuccess: boolean; onWarning: boolean; onFailure: boolean; recipients: string[] }
 export interface PolicyInput {
   name: string; enabled: boolean; priority?: number; serviceAccountId: string; scope: Scope; continuousTier: 7 | 30;
+  /** may configuration sessions migrate periodic-backup accounts to continuous backup (one-way); default false */
+  allowMigration?: boolean;
   backup?: BackupSettings | null; archive?: ArchiveSettings | null; notifications: NotificationSettings;
 }
 export interface Policy {
-  id: string; name: string; enabled: boolean; priority: number; serviceAccountId: string; scope: Scope; continuousTier: 7 | 30;
+  id: string; name: string; enabled: boolean; priority: number; serviceAccountId: string; scope: Scope; continuousTier: 7 | 30; allowMigration: boolean;
   backup: (Omit<BackupSettings, 'credentials'> & { credentials: { accountId: string; username: string; hasSecret: true }[] }) | null;
   archive: ArchiveSettings | null; notifications: NotificationSettings; createdAt: string; updatedAt: string;
 }
@@ -249,7 +254,7 @@ async function policyRow(db: Queryable, r: any): Promise<Policy> {
   const creds = r.backup ? await db.query('SELECT account_id, username FROM policy_credentials WHERE policy_id = $1 ORDER BY account_id', [r.id]) : [];
   return {
     id: r.id, name: r.name, enabled: r.enabled, priority: r.priority, serviceAccountId: r.service_account_id, scope: r.scope,
-    continuousTier: r.continuous_tier,
+    continuousTier: r.continuous_tier, allowMigration: r.allow_migration,
     backup: r.backup ? { ...r.backup, credentials: creds.map((c) => ({ accountId: c.account_id, username: c.username, hasSecret: true as const })) } : null,
     archive: r.archive, notifications: r.notifications, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at),
   };
@@ -286,10 +291,10 @@ export async function createPolicy(db: Queryable, box: SecretBox, input: PolicyI
   const priority = input.priority ?? Number((await db.query('SELECT coalesce(max(priority), 0) + 1 AS p FROM policies'))[0]!.p);
   try {
     await db.query(
-      `INSERT INTO policies (id, name, enabled, priority, service_account_id, scope, continuous_tier, backup, archive, notifications)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
+      `INSERT INTO policies (id, name, enabled, priority, service_account_id, scope, continuous_tier, backup, archive, notifications, allow_migration)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
       [id, input.name, input.enabled, priority, input.serviceAccountId, json(input.scope), input.continuousTier, backupJson(input.backup),
-        input.archive ? json(input.archive) : null, json(input.notifications)]);
+        input.archive ? json(input.archive) : null, json(input.notifications), input.allowMigration ?? false]);
   } catch (e) { throw uniqueViolation(e, `policy "${input.name}"`); }
   if (input.backup) await writeCredentials(db, box, id, input.backup.credentials);
   return getPolicy(db, id);
@@ -315,9 +320,10 @@ export async function updatePolicy(db: Queryable, box: SecretBox, id: string, pa
   await checkReferences(db, next);
   try {
     await db.query(
-      `UPDATE policies SET name=$2, enabled=$3, priority=$4, service_account_id=$5, scope=$6, continuous_tier=$7, backup=$8, archive=$9, notifications=$10, updated_at=now() WHERE id=$1`,
+      `UPDATE policies SET name=$2, enabled=$3, priority=$4, service_account_id=$5, scope=$6, continuous_tier=$7, backup=$8, archive=$9, notifications=$10,
+         allow_migration=$11, updated_at=now() WHERE id=$1`,
       [id, next.name, next.enabled, next.priority ?? cur.priority, next.serviceAccountId, json(next.scope), next.continuousTier, backupJson(next.backup),
-        next.archive ? json(next.archive) : null, json(next.notifications)]);
+        next.archive ? json(next.archive) : null, json(next.notifications), next.allowMigration ?? cur.allowMigration]);
   } catch (e) { throw uniqueViolation(e, `policy "${next.name}"`); }
   await writeCredentials(db, box, id, next.backup ? next.backup.credentials : []);
   return getPolicy(db, id);

@@ -2,8 +2,13 @@
 // policies cover: only the highest-priority one processes it (product doc "policy priority").
 import { z } from 'zod';
 
-export const AccountKinds = ['NoSql', 'MongoRU', 'PostgreSQL', 'Gremlin', 'Table'] as const;
+/** Every kind discovery knows; a policy's scope can hold any of them (Cassandra is then reported, not protected). */
+export const AccountKinds = ['NoSql', 'MongoRU', 'PostgreSQL', 'Gremlin', 'Table', 'Cassandra'] as const;
 export type AccountKind = (typeof AccountKinds)[number];
+/** Kinds Azure offers no continuous backup for: configuration sessions report them with a warning. */
+export const NO_CONTINUOUS_KINDS: readonly AccountKind[] = ['Cassandra'];
+export const noContinuousReason = (kind: AccountKind) =>
+  `${kind} accounts cannot use continuous backup (Azure supports it for NoSQL, MongoDB RU, Gremlin and Table); the account is not protected`;
 /** Kinds that can be dumped to a repository; the others are protected by continuous backup only. */
 export const DUMPABLE_KINDS: readonly AccountKind[] = ['MongoRU', 'PostgreSQL'];
 

@@ -9,9 +9,10 @@ export interface CloudGateway {
   listAccounts(sa: ServiceAccountCredentials): Promise<CloudAccount[]>;
   /**
    * Makes the account's continuous backup use `tier` days (one PATCH of its own: ARM refuses a
-   * tier change together with other properties) and reports what Azure can restore.
+   * tier change together with other properties) and reports what Azure can restore. An account
+   * on periodic backup is migrated (one-way) only when `allowMigration` says so.
    */
-  ensureContinuousBackup(sa: ServiceAccountCredentials, account: CloudAccount, tier: 7 | 30): Promise<{ changed: boolean; previousTier: 7 | 30 | null; oldestRestorableTime: Date | null }>;
+  ensureContinuousBackup(sa: ServiceAccountCredentials, account: CloudAccount, tier: 7 | 30, opts?: { allowMigration?: boolean }): Promise<{ changed: boolean; previousTier: 7 | 30 | null; oldestRestorableTime: Date | null }>;
 }
 
 export interface RepositoryAccess {

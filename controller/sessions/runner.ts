@@ -6,7 +6,7 @@ import type { SecretBox } from '../db/secrets.ts';
 import * as cfg from '../db/config-store.ts';
 import * as st from '../db/session-store.ts';
 import type { AccountResult, Session, SessionTrigger, SessionType } from '../db/session-store.ts';
-import { DUMPABLE_KINDS, inScope, owners, type CloudAccount } from '../policies/scope.ts';
+import { DUMPABLE_KINDS, NO_CONTINUOUS_KINDS, inScope, noContinuousReason, owners, type CloudAccount } from '../policies/scope.ts';
 import { applyRetention, assignFlags, flagExpiry } from '../policies/retention.ts';
 import { mostFrequentFlag } from '../policies/schedule.ts';
 import type { Flag } from '../policies/model.ts';
@@ -195,7 +195,7 @@ export class SessionRunner {
       if (ctx.signal.aborted) throw ctx.signal.reason;
       const base = { accountId: account.id, accountName: account.name, bytes: 0 };
       if (!DUMPABLE_KINDS.includes(account.kind)) {
-        results.push({ ...base, state: 'skipped', message: `${account.kind} accounts are protected by continuous backup only` });
+        results.push({ ...base, state: 'skipped', message: NO_CONTINUOUS_KINDS.includes(account.kind) ? noContinuousReason(account.kind) : `${account.kind} accounts are protected by continuous backup only` });
         continue;
       }
       const credentials = (await cfg.policyCredential(this.#db, this.#box, policy.id, account.id)) ?? null;
@@ -277,10 +277,18 @@ export class SessionRunner {
     const { policy, sa } = await this.#policy(ctx);
     const tier = policy.continuousTier;
     const results: AccountResult[] = [];
+    let unsupported = 0;
     for (const account of await this.#accounts(ctx, policy, sa)) {
       const base = { accountId: account.id, accountName: account.name, bytes: 0 };
+      if (NO_CONTINUOUS_KINDS.includes(account.kind)) {
+        // Reported, never silently dropped: the administrator learns the account is not protected.
+        unsupported++;
+        results.push({ ...base, state: 'warning', message: noContinuousReason(account.kind) });
+        await ctx.log('warning', `${account.name}: ${noContinuousReason(account.kind)}`);
+        continue;
+      }
       try {
-        const r = await this.#gw.cloud.ensureContinuousBackup(sa, account, tier);
+        const r = await this.#gw.cloud.ensureContinuousBackup(sa, account, tier, { allowMigration: policy.allowMigration });
         if (r.changed) await ctx.log('warning', `${account.name}: continuous backup tier was ${r.previousTier ?? 'not continuous'}, set to ${tier} days`);
         const now = new Date();
         const tierStart = addLocal(now, 'UTC', { days: -tier });
@@ -298,8 +306,10 @@ export class SessionRunner {
       }
     }
     await st.setAccounts(this.#db, ctx.session.id, results);
-    // A tier correction is expected work, not a problem: the session succeeds.
-    return summarize(results.map((r) => (r.state === 'warning' ? { ...r, state: 'success' } : r)));
+    // A tier correction is expected work, not a problem: the session succeeds. An account of a
+    // kind without continuous backup is a problem, but not a failure: the session warns.
+    const outcome = summarize(results.map((r) => (r.state === 'warning' ? { ...r, state: 'success' } : r)));
+    return outcome.state === 'success' && unsupported ? { state: 'warning', error: `${unsupported} account(s) cannot use continuous backup` } : outcome;
   }
 
   /** Harmonized retention: unassign expired flags, remove points with none left. */

@@ -116,10 +116,15 @@ test('a service account in another cloud: its own ARM endpoint and authority hos
     other.addAccount({ subscriptionId: sub, resourceGroup: 'rg-s', name: 'sovereign-sql' });
     // the controller trusts both CAs (one bundle), as it would a private cloud's
     cloud.settings.caBundle = `${sim.caCert}\n${other.caCert}`;
-    const sa = await api.post('/service-accounts', { name: 'sovereign', tenantId: tenant, auth: 'secret', clientId: READER, clientSecret: 'sovereign-secret' });
+    // the endpoints come with the service account itself, and are shown (they are not secret)
+    assert.equal((await api.post('/service-accounts', { name: 'insecure', tenantId: tenant, auth: 'managedIdentity', armEndpoint: 'http://insecure.example' })).status, 400);
+    const sa = await api.post('/service-accounts', { name: 'sovereign', tenantId: tenant, auth: 'secret', clientId: READER, clientSecret: 'sovereign-secret', armEndpoint: `${other.url}/`, authorityHost: other.url });
+    assert.equal(sa.status, 201, JSON.stringify(sa.body));
+    assert.equal(sa.body.armEndpoint, other.url);
+    assert.equal(sa.body.authorityHost, other.url);
+    assert.deepEqual((await api.get(`/service-accounts/${sa.body.id}/cloud`)).body, { armEndpoint: other.url, authorityHost: other.url });
     assert.equal((await api.put(`/service-accounts/${sa.body.id}/cloud`, { armEndpoint: 'http://insecure.example', authorityHost: null })).status, 400);
-    const set = await api.put(`/service-accounts/${sa.body.id}/cloud`, { armEndpoint: `${other.url}/`, authorityHost: other.url });
-    assert.deepEqual(set.body, { armEndpoint: other.url, authorityHost: other.url });
+    assert.equal((await api.patch(`/service-accounts/${sa.body.id}`, { authorityHost: 'http://insecure.example' })).status, 400);
     const c = await api.post(`/service-accounts/${sa.body.id}/check`);
     assert.deepEqual(c.body.subscriptions, [{ id: sub, name: 'sovereign' }], c.body.error);
     const scan = await api.post('/accounts/rescan', { serviceAccountId: sa.body.id });
@@ -183,7 +188,11 @@ test('configuration session: scope from a tag and a resource group with one excl
   assert.equal(started.length, 1);
   const s = await waitSession(started[0].id);
   const byName = Object.fromEntries(s.accounts.map((a: { accountName: string }) => [a.accountName, a]));
-  assert.deepEqual(Object.keys(byName).sort(), ['app-mongo', 'app-periodic', 'app-sql', 'tagged-graph']);
+  // legacy-cass carries the gold tag: it is in scope and reported, while the others still run
+  assert.deepEqual(Object.keys(byName).sort(), ['app-mongo', 'app-periodic', 'app-sql', 'legacy-cass', 'tagged-graph']);
+  assert.equal(byName['legacy-cass'].state, 'warning');
+  assert.match(byName['legacy-cass'].message, /^Cassandra accounts cannot use continuous backup/);
+  assert.ok(s.log.some((l: { level: string; message: string }) => l.level === 'warning' && /legacy-cass: Cassandra accounts cannot use continuous backup/.test(l.message)));
   assert.equal(byName['app-sql'].state, 'warning');
   assert.equal(byName['tagged-graph'].state, 'warning');
   assert.equal(byName['app-mongo'].state, 'success');
@@ -322,7 +331,7 @@ test('throttling on 20% of ARM calls changes no outcome', async () => {
     const s = await waitSession((await api.post(`/policies/${scopedPolicy}/run`, { type: 'configuration' })).body.id);
     const states = Object.fromEntries(s.accounts.map((a: { accountName: string; state: string }) => [a.accountName, a.state]));
     // the account restored earlier landed in rg-app, so it is in scope now (restored at the policy's tier)
-    assert.deepEqual(states, { 'app-sql': 'warning', 'app-mongo': 'success', 'app-periodic': 'failed', 'tagged-graph': 'warning', 'app-sql-restored': 'success' });
+    assert.deepEqual(states, { 'app-sql': 'warning', 'app-mongo': 'success', 'app-periodic': 'failed', 'tagged-graph': 'warning', 'legacy-cass': 'warning', 'app-sql-restored': 'success' });
     const patches = sim.requests.slice(before).filter((r) => r.method === 'PATCH' && r.status === 200);
     assert.equal(patches.length, 2);
     for (const p of patches) assert.deepEqual(p.body, TIER7);
@@ -333,8 +342,14 @@ test('throttling on 20% of ARM calls changes no outcome', async () => {
 });
 
 test('a policy that allows migration moves its periodic account to continuous backup', async () => {
+  assert.equal((await api.get(`/policies/${scopedPolicy}`)).body.allowMigration, false, 'off by default');
   assert.deepEqual((await api.get(`/policies/${scopedPolicy}/continuous-backup`)).body, { allowMigration: false });
+  // the policy field and the continuous-backup route read and write the same setting
   assert.deepEqual((await api.put(`/policies/${scopedPolicy}/continuous-backup`, { allowMigration: true })).body, { allowMigration: true });
+  assert.equal((await api.get(`/policies/${scopedPolicy}`)).body.allowMigration, true);
+  assert.equal((await api.patch(`/policies/${scopedPolicy}`, { allowMigration: false })).body.allowMigration, false);
+  assert.deepEqual((await api.get(`/policies/${scopedPolicy}/continuous-backup`)).body, { allowMigration: false });
+  assert.equal((await api.patch(`/policies/${scopedPolicy}`, { allowMigration: true })).body.allowMigration, true);
   const before = sim.requests.length;
   const s = await waitSession((await api.post(`/policies/${scopedPolicy}/run`, { type: 'configuration' })).body.id);
   const periodic = s.accounts.find((a: { accountName: string }) => a.accountName === 'app-periodic');

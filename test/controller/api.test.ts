@@ -87,8 +87,14 @@ test('service accounts: CRUD, secret write-only', async () => {
   const patched = await api.patch(`/service-accounts/${id}`, { name: 'prod-eu' });
   assert.equal(patched.status, 200);
   assert.equal(patched.body.hasSecret, true, 'a patch without a secret keeps it');
-  const mi = await api.post('/service-accounts', { name: 'mi', tenantId: 't', auth: 'managedIdentity' });
+  assert.equal(patched.body.armEndpoint, null, 'the controller\'s default cloud');
+  const mi = await api.post('/service-accounts', { name: 'mi', tenantId: 't', auth: 'managedIdentity', armEndpoint: 'https://management.chinacloudapi.cn/', authorityHost: 'https://login.chinacloudapi.cn' });
   assert.equal(mi.body.hasSecret, false);
+  assert.equal(mi.body.armEndpoint, 'https://management.chinacloudapi.cn');
+  assert.equal((await api.get(`/service-accounts/${mi.body.id}`)).body.authorityHost, 'https://login.chinacloudapi.cn');
+  assert.equal((await api.patch(`/service-accounts/${mi.body.id}`, { armEndpoint: 'http://management.example' })).status, 400);
+  const cleared = await api.patch(`/service-accounts/${mi.body.id}`, { armEndpoint: null });
+  assert.deepEqual([cleared.body.armEndpoint, cleared.body.authorityHost], [null, 'https://login.chinacloudapi.cn'], 'a patch changes only what it names');
   assert.equal((await api.del(`/service-accounts/${mi.body.id}`)).status, 204);
   assert.equal((await api.get(`/service-accounts/${mi.body.id}`)).status, 404);
 });
@@ -298,4 +304,34 @@ test('full flow: create -> run -> session -> restore point -> retention, with pr
   // Disabled policies do not run.
   await api.patch(`/policies/${policy.id}`, { enabled: false });
   assert.equal((await api.post(`/policies/${policy.id}/run`)).status, 409);
+});
+
+test('configuration session: a Cassandra account in scope gets a warning with the reason, the others still run with the policy\'s allowMigration', async () => {
+  const { cloud } = ctl.gateways;
+  const cass = cloud.addAccount({ name: 'legacy-cassandra', kind: 'Cassandra', resourceGroup: 'rg-legacy' });
+  const sql = cloud.addAccount({ name: 'legacy-sql', kind: 'NoSql', resourceGroup: 'rg-legacy' });
+  const sa = (await api.get('/service-accounts')).body[0];
+  const p = await api.post('/policies', { name: 'legacy', serviceAccountId: sa.id, scope: { resourceGroups: [`${SUB}/rg-legacy`] }, continuousTier: 7, allowMigration: true });
+  assert.equal(p.status, 201, JSON.stringify(p.body));
+  assert.equal(p.body.allowMigration, true);
+  await ctl.runner.idle();
+  const [started] = (await api.get(`/sessions?policyId=${p.body.id}&type=configuration`)).body;
+  const s = (await api.get(`/sessions/${started.id}`)).body;
+  const byName = Object.fromEntries(s.accounts.map((a: { accountName: string }) => [a.accountName, a]));
+  assert.deepEqual(Object.keys(byName).sort(), ['legacy-cassandra', 'legacy-sql']);
+  assert.equal(byName['legacy-cassandra'].state, 'warning');
+  assert.match(byName['legacy-cassandra'].message, /^Cassandra accounts cannot use continuous backup/);
+  assert.equal(byName['legacy-sql'].state, 'warning', 'tier set to 7 days');
+  assert.equal(s.state, 'warning');
+  assert.match(s.error, /1 account\(s\) cannot use continuous backup/);
+  assert.ok(s.log.some((l: { level: string; message: string }) => l.level === 'warning' && /^legacy-cassandra: Cassandra accounts cannot use continuous backup/.test(l.message)));
+  // Azure is never asked to protect the Cassandra account; the other gets the policy's migration choice
+  assert.equal(cloud.tiers.get(cass.id), undefined);
+  assert.deepEqual(cloud.migrationChoices.filter((c) => c.accountId === sql.id).map((c) => c.allowMigration), [true]);
+  const off = await api.patch(`/policies/${p.body.id}`, { allowMigration: false });
+  assert.equal(off.body.allowMigration, false);
+  await api.post(`/policies/${p.body.id}/run`, { type: 'configuration' });
+  await ctl.runner.idle();
+  assert.deepEqual(cloud.migrationChoices.filter((c) => c.accountId === sql.id).map((c) => c.allowMigration), [true, false]);
+  await api.del(`/policies/${p.body.id}`);
 });

@@ -119,3 +119,20 @@ test('master key: created 0600, looser permissions refused, env key must be 32 b
   writeFileSync(short, 'abcd', { mode: 0o600 });
   assert.throws(() => loadMasterKey({ keyFile: short }), /expected base64 of 32 bytes/);
 });
+
+test('migration 004: a policy\'s allowMigration moves from policy_continuous_settings onto the policy', async () => {
+  const pg = await usePostgres();
+  const db = await openPostgres(pg.url(await createTestDatabase(pg, 'ctl004')));
+  open.push(db);
+  assert.deepEqual(await migrate(db, loadMigrations().filter((m) => m.version <= 3)), [1, 2, 3]);
+  await db.query(`INSERT INTO service_accounts (id, name, tenant_id, auth) VALUES ('sa', 'sa', 't', 'managedIdentity')`);
+  for (const id of ['on', 'off', 'unset']) {
+    await db.query(`INSERT INTO policies (id, name, priority, service_account_id, scope, continuous_tier) VALUES ($1, $1, 1, 'sa', '{}', 30)`, [id]);
+  }
+  await db.query(`INSERT INTO policy_continuous_settings (policy_id, allow_migration) VALUES ('on', true), ('off', false)`);
+  assert.deepEqual(await migrate(db), [4]);
+  const rows = await db.query('SELECT id, allow_migration FROM policies ORDER BY id');
+  assert.deepEqual(rows.map((r) => [r.id, r.allow_migration]), [['off', false], ['on', true], ['unset', false]]);
+  assert.deepEqual(await db.query(`SELECT 1 FROM information_schema.tables WHERE table_name = 'policy_continuous_settings'`), []);
+  assert.equal((await cfg.getPolicy(db, 'on')).allowMigration, true);
+});

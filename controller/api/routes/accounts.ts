@@ -4,11 +4,12 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { AzureError } from '../../azure/errors.ts';
 import { DISCOVERED_KINDS } from '../../azure/model.ts';
 import type { AzureControlPlane } from '../../azure/plane.ts';
-import { getAllowMigration, getCheck, getCloud, setAllowMigration, setCloud } from '../../azure/store.ts';
+import { getCheck, getCloud, setCloud } from '../../azure/store.ts';
 import * as cfg from '../../db/config-store.ts';
 import type { Db } from '../../db/db.ts';
+import type { SecretBox } from '../../db/secrets.ts';
 import { ApiError, router } from '../errors.ts';
-import { IdParam, Session } from '../schemas.ts';
+import { AllowMigrationText, CloudEndpointFields, IdParam, Session } from '../schemas.ts';
 import { body, errors, json, security } from './common.ts';
 
 const Timestamp = z.string().openapi({ format: 'date-time' });
@@ -52,13 +53,9 @@ const RestoreRequest = z.object({
   tables: z.array(z.string().min(1)).optional(),
 }).openapi('PointInTimeRestoreRequest');
 
-const HttpsUrl = z.url({ protocol: /^https$/, error: 'expected an https:// URL (Azure clients refuse plain http)' }).transform((u) => u.replace(/\/+$/, ''));
-const Cloud = z.object({
-  armEndpoint: HttpsUrl.nullable().openapi({ description: 'e.g. https://management.chinacloudapi.cn; null = the controller default' }),
-  authorityHost: HttpsUrl.nullable().openapi({ description: 'e.g. https://login.chinacloudapi.cn; null = the controller default' }),
-}).openapi('ServiceAccountCloud');
+const Cloud = z.object(CloudEndpointFields).openapi('ServiceAccountCloud');
 
-const ContinuousSettings = z.object({ allowMigration: z.boolean() }).strict().openapi('PolicyContinuousBackup');
+const ContinuousSettings = z.object({ allowMigration: z.boolean().openapi({ description: AllowMigrationText }) }).strict().openapi('PolicyContinuousBackup');
 
 const RestoreDeletedRequest = z.object({
   pointInTime: z.iso.datetime({ offset: true }),
@@ -78,7 +75,7 @@ async function azure<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function accountRoutes({ plane, db }: { plane: AzureControlPlane; db: Db }) {
+export function accountRoutes({ plane, db, box }: { plane: AzureControlPlane; db: Db; box: SecretBox }) {
   const app = router();
   const tags = ['accounts'];
   app.openapi(createRoute({ method: 'get', path: '/accounts', tags, security, request: { query: AccountQuery }, description: 'Discovered Cosmos DB accounts (every API kind) and PostgreSQL clusters, with the product\'s filters.', responses: { 200: json(z.array(Account)), 400: errors[400], 401: errors[401] } }),
@@ -109,13 +106,12 @@ export function accountRoutes({ plane, db }: { plane: AzureControlPlane; db: Db 
   app.openapi(createRoute({ method: 'get', path: '/policies/{id}/continuous-backup', tags: ['policies'], security, request: { params: IdParam }, responses: { 200: json(ContinuousSettings), 401: errors[401], 404: errors[404] } }),
     async (c) => {
       const p = await cfg.getPolicy(db, c.req.valid('param').id);
-      return c.json({ allowMigration: await getAllowMigration(db, p.id) }, 200);
+      return c.json({ allowMigration: p.allowMigration }, 200);
     });
-  app.openapi(createRoute({ method: 'put', path: '/policies/{id}/continuous-backup', tags: ['policies'], security, description: 'Whether configuration sessions of this policy migrate periodic-backup accounts to continuous backup. The migration is one-way (Azure cannot go back to periodic backup); off by default.', request: { params: IdParam, ...body(ContinuousSettings) }, responses: { 200: json(ContinuousSettings), 400: errors[400], 401: errors[401], 404: errors[404] } }),
+  app.openapi(createRoute({ method: 'put', path: '/policies/{id}/continuous-backup', tags: ['policies'], security, description: 'Sets the policy\'s allowMigration field (same as PATCH /policies/{id} {"allowMigration": ...}): whether configuration sessions of this policy migrate periodic-backup accounts to continuous backup. The migration is one-way (Azure cannot go back to periodic backup); off by default.', request: { params: IdParam, ...body(ContinuousSettings) }, responses: { 200: json(ContinuousSettings), 400: errors[400], 401: errors[401], 404: errors[404] } }),
     async (c) => {
-      const p = await cfg.getPolicy(db, c.req.valid('param').id);
-      await setAllowMigration(db, p.id, c.req.valid('json').allowMigration);
-      return c.json({ allowMigration: await getAllowMigration(db, p.id) }, 200);
+      const p = await cfg.updatePolicy(db, box, c.req.valid('param').id, { allowMigration: c.req.valid('json').allowMigration });
+      return c.json({ allowMigration: p.allowMigration }, 200);
     });
   app.openapi(createRoute({ method: 'get', path: '/service-accounts/{id}/cloud', tags: ['service accounts'], security, request: { params: IdParam }, responses: { 200: json(Cloud), 401: errors[401], 404: errors[404] } }),
     async (c) => c.json(await getCloud(db, c.req.valid('param').id), 200));

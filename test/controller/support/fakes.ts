@@ -27,7 +27,11 @@ export class InMemoryCloud implements CloudGateway {
     return this.accounts.filter((a) => sa.subscriptions.length === 0 || sa.subscriptions.includes(a.subscriptionId));
   }
 
-  async ensureContinuousBackup(_sa: ServiceAccountCredentials, account: CloudAccount, tier: 7 | 30) {
+  /** the allowMigration each call was given, by account id */
+  readonly migrationChoices: { accountId: string; allowMigration: boolean | undefined }[] = [];
+
+  async ensureContinuousBackup(_sa: ServiceAccountCredentials, account: CloudAccount, tier: 7 | 30, opts?: { allowMigration?: boolean }) {
+    this.migrationChoices.push({ accountId: account.id, allowMigration: opts?.allowMigration });
     const previousTier = this.tiers.get(account.id) ?? null;
     this.tiers.set(account.id, tier);
     return { changed: previousTier !== tier, previousTier, oldestRestorableTime: null };
