@@ -99,7 +99,7 @@ export async function restorableResources(c: AzureClients, src: RestoreSource, a
     else if (src.kind === 'Table') {
       const tables: string[] = [];
       for await (const r of cl.restorableTableResources.list(src.region, src.instanceId, opts)) tables.push(r.name!);
-      out.push({ name: '(tables)', collections: tables });
+      out.push({ name: TABLES, collections: tables });
     } else for await (const r of cl.restorableSqlResources.list(src.region, src.instanceId, opts)) out.push({ name: r.databaseName!, collections: r.collectionNames ?? [] });
   } catch (e) { throw azureError(e, `restorable databases of instance ${src.instanceId}`); }
   return out;
@@ -142,24 +142,52 @@ export async function restoreToNewAccount(c: AzureClients, src: RestoreSource, t
 
 export interface InAccountRestore { database: string; collection?: string; pointInTime: Date }
 
+/** Kinds whose deleted databases / collections Azure restores into the same account. */
+export const IN_ACCOUNT_RESTORE_KINDS: readonly string[] = ['NoSql', 'MongoRU', 'Gremlin', 'Table'];
+/** The pseudo database restorable-databases lists a Table account's tables under. */
+export const TABLES = '(tables)';
+
 /**
- * Restores a deleted database, or a deleted collection (container) of a live database, into the
- * same account (Azure allows it for NoSQL and MongoDB RU; the database comes back first).
+ * What an in-account restore names, per kind. Tables are top-level in a Table account: the table
+ * is `database`, or `collection` under the `(tables)` pseudo database restorable-databases shows.
+ */
+export function inAccountItem(kind: string, req: { database: string; collection?: string }): { database: string; collection?: string; what: string } {
+  if (kind === 'Table') {
+    if (req.collection !== undefined && req.database !== TABLES) throw new AzureError('INVALID_ARGUMENT', `a Table account has no databases: name the table as "database", or as "collection" under "${TABLES}"`, 400, 'BadRequest');
+    const table = req.collection ?? req.database;
+    return { database: table, what: `table ${table}` };
+  }
+  const inner = kind === 'Gremlin' ? 'graph' : kind === 'NoSql' ? 'container' : 'collection';
+  return { ...req, what: req.collection ? `${inner} ${req.database}/${req.collection}` : `database ${req.database}` };
+}
+
+/**
+ * Restores a deleted database, or a deleted collection (container, graph) of a live database, or
+ * a deleted table, into the same account (Azure allows it for NoSQL, MongoDB RU, Gremlin and
+ * Table; the database comes back first). The source is the account's own instance, by id.
  */
 export async function restoreDeletedInAccount(c: AzureClients, acc: AccountRef & RestoreSource, req: InAccountRestore): Promise<void> {
+  const item = inAccountItem(acc.kind, req);
+  if (!IN_ACCOUNT_RESTORE_KINDS.includes(acc.kind)) {
+    throw new AzureError('INVALID_ARGUMENT', `${acc.name}: restoring a deleted ${item.what} into the same account is offered for NoSQL, MongoDB RU, Gremlin and Table accounts; restore ${acc.kind} accounts to a new account`, 400, 'UnsupportedApiKind');
+  }
   const inst = await restorableInstance(c, acc);
   const resource = (id: string) => ({ id, createMode: 'Restore' as const, restoreParameters: { restoreSource: inst.id!, restoreTimestampInUtc: req.pointInTime } });
   const cl = c.cosmos(acc.subscriptionId);
-  const what = req.collection ? `collection ${req.database}/${req.collection}` : `database ${req.database}`;
+  const { database: db, collection: coll, what } = item;
+  const rg = acc.resourceGroup;
   try {
     if (acc.kind === 'MongoRU') {
-      if (req.collection) await cl.mongoDBResources.beginCreateUpdateMongoDBCollectionAndWait(acc.resourceGroup, acc.name, req.database, req.collection, { resource: resource(req.collection), options: {} }, c.pollOptions);
-      else await cl.mongoDBResources.beginCreateUpdateMongoDBDatabaseAndWait(acc.resourceGroup, acc.name, req.database, { resource: resource(req.database), options: {} }, c.pollOptions);
+      if (coll) await cl.mongoDBResources.beginCreateUpdateMongoDBCollectionAndWait(rg, acc.name, db, coll, { resource: resource(coll), options: {} }, c.pollOptions);
+      else await cl.mongoDBResources.beginCreateUpdateMongoDBDatabaseAndWait(rg, acc.name, db, { resource: resource(db), options: {} }, c.pollOptions);
     } else if (acc.kind === 'NoSql') {
-      if (req.collection) await cl.sqlResources.beginCreateUpdateSqlContainerAndWait(acc.resourceGroup, acc.name, req.database, req.collection, { resource: resource(req.collection), options: {} }, c.pollOptions);
-      else await cl.sqlResources.beginCreateUpdateSqlDatabaseAndWait(acc.resourceGroup, acc.name, req.database, { resource: resource(req.database), options: {} }, c.pollOptions);
+      if (coll) await cl.sqlResources.beginCreateUpdateSqlContainerAndWait(rg, acc.name, db, coll, { resource: resource(coll), options: {} }, c.pollOptions);
+      else await cl.sqlResources.beginCreateUpdateSqlDatabaseAndWait(rg, acc.name, db, { resource: resource(db), options: {} }, c.pollOptions);
+    } else if (acc.kind === 'Gremlin') {
+      if (coll) await cl.gremlinResources.beginCreateUpdateGremlinGraphAndWait(rg, acc.name, db, coll, { resource: resource(coll), options: {} }, c.pollOptions);
+      else await cl.gremlinResources.beginCreateUpdateGremlinDatabaseAndWait(rg, acc.name, db, { resource: resource(db), options: {} }, c.pollOptions);
     } else {
-      throw new AzureError('INVALID_ARGUMENT', `${acc.name}: restoring a deleted ${what} into the same account is offered for NoSQL and MongoDB RU accounts; restore ${acc.kind} accounts to a new account`, 400, 'UnsupportedApiKind');
+      await cl.tableResources.beginCreateUpdateTableAndWait(rg, acc.name, db, { resource: resource(db), options: {} }, c.pollOptions);
     }
   } catch (e) { throw azureError(e, `${acc.name}: restore of deleted ${what}`); }
 }

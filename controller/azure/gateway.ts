@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import type { ServiceAccountCredentials } from '../db/config-store.ts';
 import type { CloudGateway } from '../sessions/gateways.ts';
-import type { AccountKind, CloudAccount } from '../policies/scope.ts';
+import { CONTINUOUS_NOT_APPLICABLE, continuousNotApplicableReason, type AccountKind, type CloudAccount } from '../policies/scope.ts';
+import { CosmosBackupError } from '../../shared/errors.ts';
 import { clientsFor, type AzureClients } from './clients.ts';
 import { discover, type DiscoveredAccount } from './discovery.ts';
 import { ensureContinuousBackup, type EnsureResult } from './continuous.ts';
@@ -60,6 +61,8 @@ export class AzureCloudGateway implements CloudGateway {
    * controller-wide default).
    */
   async ensureContinuousBackup(sa: ServiceAccountCredentials, account: CloudAccount, tier: 7 | 30, opts?: { allowMigration?: boolean }): Promise<EnsureResult> {
+    // A cluster is no DocumentDB account: asking the DocumentDB API about it could only fail.
+    if (CONTINUOUS_NOT_APPLICABLE.includes(account.kind)) throw new CosmosBackupError('INVALID_ARGUMENT', `${account.name}: ${continuousNotApplicableReason(account.kind)}`);
     const allowMigration = opts?.allowMigration ?? (await this.#migration?.(account)) ?? this.settings.allowMigration;
     return ensureContinuousBackup(await this.clients(sa), account, tier, { allowMigration });
   }

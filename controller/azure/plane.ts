@@ -11,7 +11,7 @@ import { inScope, owners, type AccountKind, type CloudAccount } from '../policie
 import type { Logger } from '../sessions/runner.ts';
 import { AzureError, azureError } from './errors.ts';
 import { checkServiceAccount, discover, normRegion } from './discovery.ts';
-import { restorableInstance, restorableResources, restoreDeletedInAccount, restoreToNewAccount, type InAccountRestore, type RestoreSource } from './continuous.ts';
+import { IN_ACCOUNT_RESTORE_KINDS, inAccountItem, restorableInstance, restorableResources, restoreDeletedInAccount, restoreToNewAccount, type InAccountRestore, type RestoreSource } from './continuous.ts';
 import type { AzureCloudGateway } from './gateway.ts';
 import { ACCOUNT_NAME, CONTINUOUS_KINDS, restoreWindow, type RestoreWindow } from './model.ts';
 import * as store from './store.ts';
@@ -226,9 +226,9 @@ export class AzureControlPlane {
   async startRestoreDeleted(accountId: string, req: InAccountRestore): Promise<Session> {
     const { row, sa, src } = await this.#source(accountId);
     if (row.deletedAt) throw new AzureError('INVALID_ARGUMENT', `${row.name} is deleted; restore the account to a new account instead`, 409, 'AccountDeleted');
-    if (row.kind !== 'NoSql' && row.kind !== 'MongoRU') throw new AzureError('INVALID_ARGUMENT', `${row.name}: restoring deleted databases into the same account is offered for NoSQL and MongoDB RU accounts`, 400, 'UnsupportedApiKind');
+    if (!IN_ACCOUNT_RESTORE_KINDS.includes(row.kind)) throw new AzureError('INVALID_ARGUMENT', `${row.name}: restoring deleted databases into the same account is offered for NoSQL, MongoDB RU, Gremlin and Table accounts`, 400, 'UnsupportedApiKind');
+    const { what } = inAccountItem(row.kind, req);
     await this.#inWindow(accountId, row.name, req.pointInTime);
-    const what = req.collection ? `collection ${req.database}/${req.collection}` : `database ${req.database}`;
     return this.#restoreSession(row, `restore of deleted ${what} into ${row.name} as it was at ${req.pointInTime.toISOString()}`, async () => {
       await restoreDeletedInAccount(await this.#gw.clients(sa), { ...src, id: row.armId, name: row.name, resourceGroup: row.resourceGroup }, req);
       return `${what} restored`;

@@ -9,6 +9,13 @@ export type AccountKind = (typeof AccountKinds)[number];
 export const NO_CONTINUOUS_KINDS: readonly AccountKind[] = ['Cassandra'];
 export const noContinuousReason = (kind: AccountKind) =>
   `${kind} accounts cannot use continuous backup (Azure supports it for NoSQL, MongoDB RU, Gremlin and Table); the account is not protected`;
+/**
+ * Cosmos DB for PostgreSQL clusters are not Cosmos DB accounts: Azure backs them up on its own and
+ * the continuous-backup tier does not govern them, so configuration sessions never touch them.
+ */
+export const CONTINUOUS_NOT_APPLICABLE: readonly AccountKind[] = ['PostgreSQL'];
+export const continuousNotApplicableReason = (kind: AccountKind) =>
+  `continuous backup does not apply to ${kind === 'PostgreSQL' ? 'Cosmos DB for PostgreSQL clusters' : `${kind} accounts`} (Azure backs them up automatically); the cluster is protected by backups to a repository`;
 /** Kinds that can be dumped to a repository; the others are protected by continuous backup only. */
 export const DUMPABLE_KINDS: readonly AccountKind[] = ['MongoRU', 'PostgreSQL'];
 

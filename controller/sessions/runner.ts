@@ -6,7 +6,7 @@ import type { SecretBox } from '../db/secrets.ts';
 import * as cfg from '../db/config-store.ts';
 import * as st from '../db/session-store.ts';
 import type { AccountResult, Session, SessionTrigger, SessionType } from '../db/session-store.ts';
-import { DUMPABLE_KINDS, NO_CONTINUOUS_KINDS, inScope, noContinuousReason, owners, type CloudAccount } from '../policies/scope.ts';
+import { CONTINUOUS_NOT_APPLICABLE, DUMPABLE_KINDS, NO_CONTINUOUS_KINDS, continuousNotApplicableReason, inScope, noContinuousReason, owners, type CloudAccount } from '../policies/scope.ts';
 import { applyRetention, assignFlags, flagExpiry } from '../policies/retention.ts';
 import { mostFrequentFlag } from '../policies/schedule.ts';
 import type { Flag } from '../policies/model.ts';
@@ -280,6 +280,12 @@ export class SessionRunner {
     let unsupported = 0;
     for (const account of await this.#accounts(ctx, policy, sa)) {
       const base = { accountId: account.id, accountName: account.name, bytes: 0 };
+      if (CONTINUOUS_NOT_APPLICABLE.includes(account.kind)) {
+        // Not an error and not a gap: the cluster's protection is the repository backup sessions.
+        results.push({ ...base, state: 'success', message: continuousNotApplicableReason(account.kind) });
+        await ctx.log('info', `${account.name}: ${continuousNotApplicableReason(account.kind)}`);
+        continue;
+      }
       if (NO_CONTINUOUS_KINDS.includes(account.kind)) {
         // Reported, never silently dropped: the administrator learns the account is not protected.
         unsupported++;

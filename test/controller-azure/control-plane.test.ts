@@ -359,3 +359,82 @@ test('a policy that allows migration moves its periodic account to continuous ba
   assert.deepEqual(patches.map((p) => [p.path.split('/').at(-1), p.body]), [['app-periodic', TIER7]]);
   assert.deepEqual(sim.state.findAccount('app-periodic').backup, { type: 'Continuous', tier: 'Continuous7Days' });
 });
+
+test('a Cosmos DB for PostgreSQL cluster in scope: configuration skips it with a result, never asking the DocumentDB API', async () => {
+  const pg = (await accounts('?search=pg-orders'))[0]!;
+  const stage = (await accounts('?search=stage-sql'))[0]!;
+  const id = await policy('clusters', { accounts: [pg.armId, stage.armId] });
+  const before = sim.requests.length;
+  const s = await waitSession((await api.post(`/policies/${id}/run`, { type: 'configuration' })).body.id);
+  assert.equal(s.state, 'success', JSON.stringify(s));
+  const byName = Object.fromEntries(s.accounts.map((a: { accountName: string }) => [a.accountName, a]));
+  assert.deepEqual(Object.keys(byName).sort(), ['pg-orders', 'stage-sql']);
+  assert.equal(byName['pg-orders'].state, 'success');
+  assert.match(byName['pg-orders'].message, /^continuous backup does not apply to Cosmos DB for PostgreSQL clusters .*protected by backups to a repository$/);
+  assert.equal(byName['pg-orders'].restorePointId, undefined, 'no continuous restore point for a cluster');
+  assert.ok(s.log.some((l: { level: string; message: string }) => l.level === 'info' && /^pg-orders: continuous backup does not apply/.test(l.message)));
+  const calls = sim.requests.slice(before);
+  assert.ok(calls.some((r) => /Microsoft\.DocumentDB\/databaseAccounts\/stage-sql$/i.test(r.path)), 'the account beside it is still processed');
+  assert.deepEqual(calls.filter((r) => /Microsoft\.DocumentDB/i.test(r.path) && /pg-orders/i.test(r.path)).map((r) => r.path), [], 'no DocumentDB call about the cluster');
+  assert.equal(calls.filter((r) => r.status === 404).length, 0);
+  // the gateway refuses it too, before any request
+  const creds = { id: saId, tenantId: T, auth: 'secret' as const, clientId: ADMIN, clientSecret: 'admin-secret', subscriptions: [] };
+  const n = sim.requests.length;
+  await assert.rejects(cloud.ensureContinuousBackup(creds, { id: pg.armId, name: 'pg-orders', subscriptionId: S2, resourceGroup: 'rg-stage', region: 'northeurope', kind: 'PostgreSQL', tags: {} }, 7),
+    /pg-orders: continuous backup does not apply/);
+  assert.equal(sim.requests.length, n);
+  await api.del(`/policies/${id}`);
+});
+
+test('a deleted Gremlin database, then a deleted graph, then a deleted table come back into the same account', async () => {
+  const old = new Date(Date.now() - 2 * DAY);
+  const rid = () => Math.random().toString(36).slice(2, 10);
+  const seed = (account: string, db: string, colls: string[]) => sim.state.findAccount(account).databases.push({ name: db, rid: rid(), createdAt: old, collections: colls.map((name) => ({ name, rid: rid(), createdAt: old })) });
+  seed('tagged-graph', 'social', ['follows', 'likes']);
+  seed('untagged-table', 'tables', ['sessions', 'carts']);
+  const live = (n: string) => sim.state.findAccount(n).databases.filter((d) => !d.deletedAt).map((d) => [d.name, d.collections.filter((c) => !c.deletedAt).map((c) => c.name).sort()]);
+  const graph = (await accounts('?search=tagged-graph'))[0]!;
+  const before = new Date(Date.now() - 60_000).toISOString();
+  // graphs offered by name (restorableGremlinResources' graphNames)
+  assert.deepEqual((await api.get(`/accounts/${graph.id}/restorable-databases?pointInTime=${before}`)).body, [{ name: 'social', collections: ['follows', 'likes'] }]);
+
+  sim.dropDatabase('tagged-graph', 'social');
+  const db = await waitSession((await api.post(`/accounts/${graph.id}/restore-deleted`, { pointInTime: before, database: 'social' })).body.id);
+  assert.equal(db.state, 'success', JSON.stringify(db.log));
+  assert.deepEqual(live('tagged-graph'), [['social', ['follows', 'likes']]]);
+  sim.dropCollection('tagged-graph', 'social', 'likes');
+  const g = await waitSession((await api.post(`/accounts/${graph.id}/restore-deleted`, { pointInTime: before, database: 'social', collection: 'likes' })).body.id);
+  assert.equal(g.state, 'success', JSON.stringify(g.log));
+  assert.deepEqual(live('tagged-graph'), [['social', ['follows', 'likes']]]);
+  const dbPut = sim.requests.filter((q) => q.method === 'PUT' && /\/gremlinDatabases\/social$/.test(q.path)).at(-1)!;
+  const graphPut = sim.requests.filter((q) => q.method === 'PUT' && /\/gremlinDatabases\/social\/graphs\/likes$/.test(q.path)).at(-1)!;
+  for (const put of [dbPut, graphPut]) {
+    assert.equal(put.body.properties.resource.createMode, 'Restore');
+    assert.ok(String(put.body.properties.resource.restoreParameters.restoreSource).endsWith(`/restorableDatabaseAccounts/${graph.instanceId}`));
+    assert.equal(Date.parse(put.body.properties.resource.restoreParameters.restoreTimestampInUtc), Date.parse(before));
+  }
+
+  // the Table account has had no configuration session: the record one would have written
+  const table = (await accounts('?search=untagged-table'))[0]!;
+  await insertRestorePoint(ctl.db, { policyId: null, sessionId: null, accountId: table.armId, accountName: 'untagged-table', kind: 'continuous', createdAt: new Date(Date.now() - DAY), continuousTier: 30, windowStart: new Date(Date.now() - 20 * DAY), windowEnd: new Date(Date.now() - DAY) } as any);
+  assert.deepEqual((await api.get(`/accounts/${table.id}/restorable-databases?pointInTime=${before}`)).body, [{ name: '(tables)', collections: ['sessions', 'carts'] }]);
+  sim.dropCollection('untagged-table', null, 'carts');
+  const t = await waitSession((await api.post(`/accounts/${table.id}/restore-deleted`, { pointInTime: before, database: 'carts' })).body.id);
+  assert.equal(t.state, 'success', JSON.stringify(t.log));
+  assert.deepEqual(live('untagged-table'), [['tables', ['carts', 'sessions']]]);
+  const tablePut = sim.requests.filter((q) => q.method === 'PUT' && /\/tables\/carts$/.test(q.path)).at(-1)!;
+  assert.equal(tablePut.body.properties.resource.createMode, 'Restore');
+  assert.ok(String(tablePut.body.properties.resource.restoreParameters.restoreSource).endsWith(`/restorableDatabaseAccounts/${table.instanceId}`));
+  // the same table named as restorable-databases lists it; it exists now, so Azure refuses
+  const again = await waitSession((await api.post(`/accounts/${table.id}/restore-deleted`, { pointInTime: before, database: '(tables)', collection: 'carts' })).body.id);
+  assert.equal(again.state, 'failed');
+  assert.match(again.error, /Collection carts exists; only a deleted collection can be restored/);
+  const wrong = await api.post(`/accounts/${table.id}/restore-deleted`, { pointInTime: before, database: 'tables', collection: 'carts' });
+  assert.equal(wrong.status, 400);
+  assert.match(wrong.body.error.message, /a Table account has no databases/);
+  // Cassandra still has no in-account restore
+  const cass = (await accounts('?search=legacy-cass'))[0]!;
+  const c = await api.post(`/accounts/${cass.id}/restore-deleted`, { pointInTime: before, database: 'ks' });
+  assert.ok(c.status === 400 || c.status === 409, JSON.stringify(c.body));
+  assert.match(c.body.error.message, /legacy-cass: Cassandra accounts/);
+});

@@ -272,12 +272,14 @@ test('full flow: create -> run -> session -> restore point -> retention, with pr
   const conf = await api.post(`/policies/${policy.id}/run`, { type: 'configuration' });
   assert.equal(conf.status, 202);
   await ctl.runner.idle();
-  assert.equal(cloud.tiers.get(pgAcc.id), 7);
+  // a Cosmos DB for PostgreSQL cluster is not a DocumentDB account: continuous backup does not apply
+  assert.equal(cloud.tiers.get(pgAcc.id), undefined);
   assert.equal(cloud.tiers.get(mongo.id), 30);
-  const cont = (await api.get(`/restore-points?accountId=${encodeURIComponent(pgAcc.id)}&kind=continuous`)).body;
-  assert.ok(cont.length >= 1);
-  assert.equal(cont[0].continuousTier, 7);
-  assert.ok(cont[0].windowStart < cont[0].windowEnd);
+  const confRow = (await api.get(`/sessions/${conf.body.id}`)).body;
+  const pgResult = confRow.accounts.find((a: { accountId: string }) => a.accountId === pgAcc.id);
+  assert.equal(pgResult.state, 'success');
+  assert.match(pgResult.message, /^continuous backup does not apply to Cosmos DB for PostgreSQL clusters/);
+  assert.deepEqual((await api.get(`/restore-points?accountId=${encodeURIComponent(pgAcc.id)}&kind=continuous`)).body, []);
 
   // Expire the point's flags and run again: retention removes it from the repository and the list.
   await ctl.db.query(`UPDATE restore_points SET flags = $1 WHERE id = $2`, [JSON.stringify([{ flag: 'D', expiresAt: '2000-01-01T00:00:00.000Z' }]), rp.body[0].id]);

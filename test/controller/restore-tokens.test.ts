@@ -83,9 +83,14 @@ test('restore: another account with a login given for this restore only; failure
   assert.equal(bad.status, 400);
   assert.match(bad.body.error.message, /^databaseName: a new database name/);
   assert.equal((await api.post('/restore-points/nope/restore', { databaseName: 'x' })).status, 404);
+  // a continuous point of a Cosmos DB account (a cluster's configuration session writes none)
+  const nosql = ctl.gateways.cloud.addAccount({ name: 'orders-sql', kind: 'NoSql' });
+  await api.patch(`/policies/${policyId}`, { scope: { accounts: [nosql.id, ...(await api.get(`/policies/${policyId}`)).body.scope.accounts] } });
+  await ctl.runner.idle();
   await api.post(`/policies/${policyId}/run`, { type: 'configuration' });
   await ctl.runner.idle();
   const cont = (await api.get(`/restore-points?policyId=${policyId}&kind=continuous`)).body[0];
+  assert.equal(cont.accountName, 'orders-sql');
   const c = await api.post(`/restore-points/${cont.id}/restore`, { databaseName: 'x' });
   assert.equal(c.status, 409);
   assert.equal(c.body.error.code, 'CONTINUOUS_POINT');

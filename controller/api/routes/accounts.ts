@@ -59,8 +59,8 @@ const ContinuousSettings = z.object({ allowMigration: z.boolean().openapi({ desc
 
 const RestoreDeletedRequest = z.object({
   pointInTime: z.iso.datetime({ offset: true }),
-  database: z.string().min(1),
-  collection: z.string().min(1).optional().openapi({ description: 'absent: the database (with the collections it had then)' }),
+  database: z.string().min(1).openapi({ description: 'the database (Gremlin: graph database); for a Table account, the table' }),
+  collection: z.string().min(1).optional().openapi({ description: 'the collection, container or graph; absent: the database (with the collections it had then). For a Table account, a table under database "(tables)"' }),
 }).openapi('RestoreDeletedRequest');
 
 /** Azure's refusals as HTTP: bad requests stay 400, sign-in and permission problems 403. */
@@ -141,7 +141,7 @@ export function accountRoutes({ plane, db, box }: { plane: AzureControlPlane; db
       const s = await plane.startRestore(c.req.valid('param').id, { ...b, pointInTime: new Date(b.pointInTime) });
       return c.json(s, 202);
     }));
-  app.openapi(createRoute({ method: 'post', path: '/accounts/{id}/restore-deleted', tags, security, description: 'Restores a deleted database, or a deleted collection/container of a live database, into the same account as it was at the point in time (NoSQL and MongoDB RU). Follow the returned restore session.', request: { params: IdParam, ...body(RestoreDeletedRequest) }, responses: { 202: json(Session, 'restore session started'), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] } }),
+  app.openapi(createRoute({ method: 'post', path: '/accounts/{id}/restore-deleted', tags, security, description: 'Restores a deleted database, or a deleted collection/container/graph of a live database, or a deleted table, into the same account as it was at the point in time (NoSQL, MongoDB RU, Gremlin, Table). Follow the returned restore session.', request: { params: IdParam, ...body(RestoreDeletedRequest) }, responses: { 202: json(Session, 'restore session started'), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] } }),
     async (c) => azure(async () => {
       const b = c.req.valid('json');
       return c.json(await plane.startRestoreDeleted(c.req.valid('param').id, { ...b, pointInTime: new Date(b.pointInTime) }), 202);

@@ -307,12 +307,21 @@ export class SimState {
     return { op, get: () => this.childJson(a, dbName, collName) };
   }
 
-  childJson(a: SimAccount, dbName: string, collName: string | null): unknown {
+  /** A Table account's tables are top-level in ARM; here they are the collections of one live database. */
+  tablesDatabase(a: SimAccount): SimDatabase {
+    if (a.api !== 'Table') throw new ArmError(404, 'NotFound', `${a.name} is not a Table account`);
+    let d = a.databases.find((x) => !x.deletedAt);
+    if (!d) a.databases.push(d = { name: 'tables', rid: randomBytes(6).toString('base64'), createdAt: this.now(), collections: [] });
+    return d;
+  }
+
+  /** `id`: the resource id it was asked by (default: a NoSQL database's or container's). */
+  childJson(a: SimAccount, dbName: string, collName: string | null, id?: string): unknown {
     const d = a.databases.find((x) => x.name === dbName && !x.deletedAt);
     const c = collName === null ? undefined : d?.collections.find((x) => x.name === collName && !x.deletedAt);
     const it = collName === null ? d : c;
     if (!it) throw new ArmError(404, 'NotFound', `${collName === null ? 'Database' : 'Collection'} ${collName ?? dbName} not found`);
-    return { id: `${a.id}/${collName === null ? 'sqlDatabases' : 'sqlDatabases/' + dbName + '/containers'}/${it.name}`, name: it.name, properties: { resource: { id: it.name, _rid: it.rid, _ts: Math.floor(it.createdAt.getTime() / 1000) } } };
+    return { id: id ?? `${a.id}/${collName === null ? 'sqlDatabases' : 'sqlDatabases/' + dbName + '/containers'}/${it.name}`, name: it.name, properties: { resource: { id: it.name, _rid: it.rid, _ts: Math.floor(it.createdAt.getTime() / 1000) } } };
   }
 
   newOperation(a: { subscriptionId: string; location: string }, complete: () => void, step?: () => boolean, undo?: () => void): SimOperation {

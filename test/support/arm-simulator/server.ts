@@ -134,6 +134,13 @@ export class ArmSimulator {
     if (!d) throw new Error(`simulator: no database ${database}`);
     d.deletedAt = this.state.now();
   }
+  /** Deletes a collection, container, graph or (database omitted, Table account) table. */
+  dropCollection(accountName: string, database: string | null, collection: string): void {
+    const a = this.state.findAccount(accountName);
+    const c = a.databases.filter((x) => !x.deletedAt && (database === null || x.name === database)).flatMap((x) => x.collections).find((x) => x.name === collection && !x.deletedAt);
+    if (!c) throw new Error(`simulator: no collection ${collection}`);
+    c.deletedAt = this.state.now();
+  }
   /** listConnectionStrings of this MongoDB account returns this connection string. */
   setMongoConnectionString(accountName: string, connectionString: string): void { this.state.findAccount(accountName).mongoConnectionString = connectionString; }
   /** The cluster's coordinator FQDN becomes host (or host:port when the port is not 5432). */
@@ -229,6 +236,7 @@ export class ArmSimulator {
       case 'deleteAccount': return this.deleteAccount(args.name).instanceId;
       case 'addDatabase': return this.addDatabase(args.account, args.database, args.collections);
       case 'dropDatabase': return this.dropDatabase(args.account, args.database);
+      case 'dropCollection': return this.dropCollection(args.account, args.database ?? null, args.collection);
       case 'setMongoConnectionString': return this.setMongoConnectionString(args.account, args.connectionString);
       case 'pointCoordinator': return this.pointCoordinator(args.cluster, args.host, args.port);
       case 'advanceTime': return this.advanceTime(Number(args.ms));
@@ -381,12 +389,16 @@ export class ArmSimulator {
       const name = segs[7]!;
       if (segs.length === 8) return this.#accountRoute(method, sub.id, rg.name, name, query, body);
       const a = st.account(sub.id, rg.name, name);
-      // databases and collections: sqlDatabases/{db}[/containers/{c}], mongodbDatabases/{db}[/collections/{c}]
-      if ((l[8] === 'sqldatabases' || l[8] === 'mongodbdatabases') && (segs.length === 10 || (segs.length === 12 && (l[10] === 'containers' || l[10] === 'collections')))) {
-        const coll = segs.length === 12 ? segs[11]! : null;
-        if (method === 'GET') return { status: 200, body: st.childJson(a, segs[9]!, coll) };
+      // databases and collections: sqlDatabases/{db}[/containers/{c}], mongodbDatabases/{db}[/collections/{c}],
+      // gremlinDatabases/{db}[/graphs/{g}]; a Table account's tables/{t} live in its one tables database
+      const table = segs.length === 10 && l[8] === 'tables';
+      if (table || ((l[8] === 'sqldatabases' || l[8] === 'mongodbdatabases' || l[8] === 'gremlindatabases') && (segs.length === 10 || (segs.length === 12 && (l[10] === 'containers' || l[10] === 'collections' || l[10] === 'graphs'))))) {
+        const dbName = table ? st.tablesDatabase(a).name : segs[9]!;
+        const coll = table ? segs[9]! : segs.length === 12 ? segs[11]! : null;
+        const id = `${a.id}/${segs.slice(8).join('/')}`;
+        if (method === 'GET') return { status: 200, body: st.childJson(a, dbName, coll, id) };
         if (method === 'PUT') {
-          const { op } = st.putChild(a, segs[9]!, coll, body?.properties?.resource);
+          const { op } = st.putChild(a, dbName, coll, body?.properties?.resource);
           this.#startLro(op);
           return { status: 202, body: undefined, headers: { 'azure-asyncoperation': this.#opUrl(op, query), location: this.#opUrl(op, query) } };
         }
@@ -510,7 +522,8 @@ export class ArmSimulator {
       const ts = query.restoreTimestampInUtc ? new Date(query.restoreTimestampInUtc) : this.state.now();
       const alive = (x: { createdAt: Date; deletedAt?: Date }) => x.createdAt <= ts && (!x.deletedAt || x.deletedAt > ts);
       if (feed === 'restorabletableresources') return a.databases.filter(alive).flatMap((d) => d.collections.filter(alive)).map((c) => ({ id: c.rid, name: c.name }));
-      return a.databases.filter(alive).map((d) => ({ id: d.rid, name: d.name, databaseName: d.name, collectionNames: d.collections.filter(alive).map((c) => c.name) }));
+      const inner = feed === 'restorablegremlinresources' ? 'graphNames' : 'collectionNames';
+      return a.databases.filter(alive).map((d) => ({ id: d.rid, name: d.name, databaseName: d.name, [inner]: d.collections.filter(alive).map((c) => c.name) }));
     }
     throw new ArmError(404, 'NotFound', `simulator: no restorable feed ${feed}`);
   }
