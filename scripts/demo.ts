@@ -2,10 +2,10 @@
 // Starts a throwaway PostgreSQL server, fills a demo shop database, and runs the agent exactly as
 // a user would: create an encrypted repository, back up, change 1% of the rows, back up again
 // (deduplicated), restore into a new database, check that every table matches, verify the
-// repository byte by byte. Everything lives under ./.cosmos-backup/demo and is removed on exit
-// except the repository, which you can explore with `npm run agent -- list --repo …`.
+// repository byte by byte. The throwaway server is removed on exit; the repository under
+// ./.cosmos-backup/demo (and its password file) stays, to explore with `npm run agent -- list --repo …`.
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -80,7 +80,7 @@ try {
   await agent(['restore', second.id, '--target', server.url('shop_restored'), ...common], repoEnv);
   const [a, b] = await Promise.all([checksums(src), checksums(server.url('shop_restored'))]);
   say('Verifying the repository (every byte re-read and re-hashed)…');
-  await agent(['verify', '--read-data', ...common.slice(0, 2), '--password-file', pwFile], repoEnv);
+  await agent(['verify', '--read-data', '--repo', repo, '--password-file', pwFile], repoEnv);
   const mb = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
   say('\n  restore point   read        stored      time');
   for (const r of [first, second]) say(`  ${r.id.slice(0, 12)}    ${mb(r.bytes).padEnd(10)}  ${mb(r.storedBytes).padEnd(10)}  ${r.seconds.toFixed(1)} s`);
@@ -91,4 +91,3 @@ try {
 } finally {
   await server.stop();
 }
-rmSync(path.join(root, 'tmp'), { recursive: true, force: true });

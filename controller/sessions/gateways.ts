@@ -33,27 +33,27 @@ export interface RepositoryGateway {
   forget(repo: RepositoryAccess, formatPointIds: string[]): Promise<void>;
 }
 
-export interface BackupJob {
+/** What every job handed to a worker carries: its session, where to run, cancellation, a log. */
+export interface JobContext {
   sessionId: string;
+  workerConfiguration: WorkerConfiguration | null;
+  signal: AbortSignal;
+  log(message: string): void;
+}
+
+export interface BackupJob extends JobContext {
   account: CloudAccount;
   serviceAccount: ServiceAccountCredentials;
   repository: RepositoryAccess;
   /** database login for PostgreSQL; MongoDB RU accounts use the keys ARM returns */
   credentials: { username: string; password: string } | null;
-  workerConfiguration: WorkerConfiguration | null;
-  signal: AbortSignal;
-  log(message: string): void;
 }
-export interface ArchiveJob {
-  sessionId: string;
+export interface ArchiveJob extends JobContext {
   account: CloudAccount;
   serviceAccount: ServiceAccountCredentials;
   source: RepositoryAccess;
   target: RepositoryAccess;
   formatPointId: string;
-  workerConfiguration: WorkerConfiguration | null;
-  signal: AbortSignal;
-  log(message: string): void;
 }
 
 /** What a restore writes where: a new database on the target account (never over an existing one). */
@@ -64,8 +64,7 @@ export interface RestoreTarget {
   /** only these tables/collections ("schema.table" or "collection"); empty = everything */
   subset: string[];
 }
-export interface RestoreJob {
-  sessionId: string;
+export interface RestoreJob extends JobContext {
   /** the restore point inside the repository format */
   formatPointId: string;
   /** the account the restore point was taken from */
@@ -77,9 +76,6 @@ export interface RestoreJob {
   repository: RepositoryAccess;
   /** database login on the target (PostgreSQL); MongoDB RU accounts use the keys ARM returns */
   credentials: { username: string; password: string } | null;
-  workerConfiguration: WorkerConfiguration | null;
-  signal: AbortSignal;
-  log(message: string): void;
 }
 
 /** Workers: launch a VM in the account's region, run the agent, deallocate. */

@@ -18,9 +18,6 @@ const deflateRaw = promisify(zlib.deflateRaw) as AsyncCodec;
 const inflateRaw = promisify(zlib.inflateRaw) as AsyncCodec;
 
 export const preferredCodec: Codec = hasZstd ? CODEC_ZSTD : CODEC_DEFLATE;
-export function codecName(c: number): string {
-  return c === CODEC_ZSTD ? 'zstd' : c === CODEC_DEFLATE ? 'deflate' : c === CODEC_NONE ? 'none' : `unknown(${c})`;
-}
 
 /**
  * Compresses on libuv's thread pool (so several chunks compress in parallel). Returns the raw

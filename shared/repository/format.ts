@@ -183,7 +183,3 @@ export function endsListBlob(id: Buffer, count: number): boolean {
   if (count >= LIST_MAX_IDS) return true;
   return count >= LIST_MIN_IDS && id.readUInt16BE(0) % 512 === 0;
 }
-
-export function isHexId(s: string): boolean {
-  return /^[0-9a-f]{64}$/.test(s);
-}

@@ -4,9 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { CosmosBackupError, CorruptObjectError, NotFoundError, isCode } from '../errors.ts';
 import type { ObjectStore } from '../storage/types.ts';
 import { DEFAULT_CHUNKER, gearTable, type ChunkerParams } from './chunker.ts';
-import { CODEC_NONE, CODEC_ZSTD, compress, decompress, hasZstd } from './codec.ts';
+import { CODEC_NONE, compress, decompress, hasZstd } from './codec.ts';
 import { keySealer, newMasterKey, type MasterKey, plainSealer, requirePassword, sha256, type ScryptParams, type Sealer } from './crypto.ts';
-import { ChunkIndex, type Located } from './chunk-index.ts';
+import { ChunkIndex } from './chunk-index.ts';
 import { decodeConfig, decodeIndex, decodePackTrailer, encodeConfig, FORMAT_VERSION, KEYS, MAX_FRAME_RAW, type BlobEntry, type RepoConfigBody } from './format.ts';
 import { addKey, unlockMasterKey } from './keys.ts';
 import type { RestorePoint, RestorePointInfo } from './types.ts';
@@ -182,7 +182,7 @@ export class Repository {
     return this.chunkFromFrame(loc, frame);
   }
 
-  /** Reads and checks a whole pack: SHA-256 = name, trailer, every blob. Returns its entries. */
+  /** Opens and decodes the trailer of a whole pack's bytes (callers check the pack's hash). */
   async readPackTrailer(packId: string, pack: Uint8Array): Promise<BlobEntry[]> {
     const name = KEYS.pack(packId);
     const buf = Buffer.from(pack.buffer, pack.byteOffset, pack.byteLength);
@@ -249,8 +249,6 @@ export class Repository {
   }
 }
 
-export type { Located };
-export { CODEC_ZSTD };
 
 /** Runs fn over items with at most `limit` in flight; results keep input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {

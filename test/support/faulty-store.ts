@@ -5,19 +5,12 @@ import { mapFsError } from '../../shared/storage/filesystem.ts';
 import type { Lease, LeaseInfo, ObjectInfo, ObjectStore } from '../../shared/storage/types.ts';
 
 export type Op = 'put' | 'putIfAbsent' | 'get' | 'getRange' | 'stat' | 'list' | 'delete' | 'acquireLease' | 'readLease' | 'breakLease' | 'renew' | 'release';
+import { seededRandom } from './seeded-random.ts';
+
+export { seededRandom };
+
 const OPS: Op[] = ['put', 'putIfAbsent', 'get', 'getRange', 'stat', 'list', 'delete', 'acquireLease', 'readLease', 'breakLease', 'renew', 'release'];
 
-/** mulberry32: a tiny seeded PRNG so "random" faults repeat exactly from run to run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The error a backend reports for a 503/429-style answer (what AzureBlobStore maps such answers to). */
 export function transientError(status = 503, retryAfterMs?: number): CosmosBackupError {

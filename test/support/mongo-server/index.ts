@@ -5,6 +5,7 @@
 // and injects Cosmos DB's faults on demand (16500 throttling with RetryAfterMs, dropped
 // connections, slow answers, the 2 MB document limit). Data lives in memory and dies with it.
 import net from 'node:net';
+import { seededRandom } from '../seeded-random.ts';
 import { randomBytes } from 'node:crypto';
 import { BSON, Long } from 'bson';
 import { COMPARE_DECODE } from './compare.ts';
@@ -110,17 +111,6 @@ export interface MongoStandIn {
 
 const NEVER_FAULTED = new Set([...OPEN_COMMANDS, 'killCursors']);
 
-/** mulberry32: small, seedable, good enough to pick which requests fail. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Faults {
   throttle?: { probability: number; retryAfterMs: number; commands?: Set<string>; random: () => number; remaining: number; partialWrites: boolean };
@@ -327,7 +317,7 @@ export async function startMongoServer(opts: MongoServerOptions = {}): Promise<M
       if (!(o.probability >= 0 && o.probability <= 1)) throw new Error('throttle: probability must be between 0 and 1');
       faults.throttle = {
         probability: o.probability, retryAfterMs: o.retryAfterMs ?? 10,
-        commands: o.commands ? new Set(o.commands) : undefined, random: seeded(o.seed ?? 1),
+        commands: o.commands ? new Set(o.commands) : undefined, random: seededRandom(o.seed ?? 1),
         remaining: o.count ?? Infinity, partialWrites: o.partialWrites ?? false,
       };
     },
