@@ -49,7 +49,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['controller/db/**/*.ts', 'controller/sessions/**/*.ts', 'controller/azure/**/*.ts', 'controller/notifications/**/*.ts'],
+    files: ['controller/db/**/*.ts', 'controller/sessions/**/*.ts', 'controller/azure/**/*.ts', 'controller/workers/**/*.ts', 'controller/notifications/**/*.ts'],
     rules: {
       'no-restricted-imports': rule([
         { regex: '(^|/)agent/', message: 'agent/ and controller/ meet only through shared/' },

@@ -11,20 +11,21 @@ import { StorageRepositories } from './sessions/storage-repositories.ts';
 import type { Logger } from './sessions/runner.ts';
 import { AzureCloudGateway } from './azure/gateway.ts';
 import { loadAzureSettings } from './azure/settings.ts';
+import { loadWorkerSettings } from './workers/settings.ts';
 
 async function serveCommand(): Promise<void> {
   const config = loadConfig();
   const log = pino({ level: config.logLevel, redact: ['*.password', '*.clientSecret', '*.token', '*.authorization'] }, pino.destination(2));
   const logger: Logger = { info: (msg, meta) => log.info(meta ?? {}, msg), error: (msg, meta) => log.error(meta ?? {}, msg) };
-  // Azure control plane and workers are wired by their own issues; the repository format is real.
   const cloud = new AzureCloudGateway(loadAzureSettings());
   const gateways = { ...unwiredGateways(), repositories: new StorageRepositories(), cloud };
-  const c = await startController({ config, gateways, logger, listen: true, azure: cloud });
+  const c = await startController({ config, gateways, logger, listen: true, azure: cloud, workers: { settings: loadWorkerSettings() } });
   const where = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `${config.dataDir}/controller (embedded PGlite)`;
   console.log(`cosmos-backup controller listening on ${c.url}`);
   console.log(`configuration database: ${where}`);
   if (c.masterKeyCreated) console.log(`created master key file ${config.masterKeyFile} (0600): back it up; without it stored secrets cannot be read`);
   if (c.recovered.interrupted.length) console.log(`marked ${c.recovered.interrupted.length} interrupted session(s) failed`);
+  if (c.workers?.leftoversRemoved) console.log(`removed ${c.workers.leftoversRemoved} worker(s) left by an earlier run`);
   if (c.bootstrapToken) {
     console.log('');
     console.log('First start: an API token was created. It is shown only this once; store it now:');

@@ -18,6 +18,8 @@ import { createApi } from './api/app.ts';
 import { AzureControlPlane } from './azure/plane.ts';
 import type { AzureCloudGateway } from './azure/gateway.ts';
 import { accountRoutes } from './api/routes/accounts.ts';
+import { startWorkerLayer, type WorkerLayer } from './workers/layer.ts';
+import type { WorkerSettings } from './workers/settings.ts';
 
 export const VERSION = '0.1.0';
 
@@ -29,6 +31,8 @@ export interface StartOptions {
   listen?: boolean;
   /** the Azure control plane (discovery, restore windows, PITR): its API routes and 8-hourly rescans */
   azure?: AzureCloudGateway;
+  /** worker VMs for backups, archives and restores (replaces gateways.workers); needs `azure` */
+  workers?: { settings: WorkerSettings; keepQueueTexts?: boolean };
 }
 
 export interface Controller {
@@ -43,6 +47,7 @@ export interface Controller {
   masterKeyCreated: boolean;
   url: string | null;
   azure: AzureControlPlane | null;
+  workers: WorkerLayer | null;
   close(): Promise<void>;
 }
 
@@ -104,11 +109,22 @@ export async function startController(opts: StartOptions): Promise<Controller> {
   let bootstrapToken: string | null = null;
   if ((await tokenCount(db)) === 0) bootstrapToken = (await createToken(db, 'bootstrap')).token;
 
-  const runner = new SessionRunner({ db, box, gateways: opts.gateways, logger });
+  let workers: WorkerLayer | null = null;
+  if (opts.workers && opts.azure) {
+    try {
+      workers = await startWorkerLayer({ db, box, cloud: opts.azure, settings: opts.workers.settings, keepQueueTexts: opts.workers.keepQueueTexts, log: (line) => logger.info(line) });
+    } catch (e) {
+      await db.close();
+      release();
+      throw e;
+    }
+  }
+  const gateways = workers ? { ...opts.gateways, workers: workers.gateway } : opts.gateways;
+  const runner = new SessionRunner({ db, box, gateways, logger });
   const scheduler = new Scheduler({ db, runner, logger, missedRunWindowMinutes: opts.config.missedRunWindowMinutes });
   const recovered = await scheduler.start();
   const app = createApi({
-    db, box, runner, repositories: opts.gateways.repositories, logger, version: VERSION,
+    db, box, runner, repositories: gateways.repositories, logger, version: VERSION,
     onPoliciesChanged: () => scheduler.reload(),
     onSettingsChanged: () => scheduler.reloadReport(),
   });
@@ -131,13 +147,14 @@ export async function startController(opts: StartOptions): Promise<Controller> {
 
   let closed = false;
   return {
-    app, db, runner, scheduler, bootstrapToken, recovered, masterKeyCreated, url, azure,
+    app, db, runner, scheduler, bootstrapToken, recovered, masterKeyCreated, url, azure, workers,
     async close() {
       if (closed) return;
       closed = true;
       scheduler.stop();
       if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
       await runner.stop();
+      await workers?.close();
       await azure?.stop();
       await db.close();
       release();

@@ -1,93 +1,231 @@
-// `npm run demo`: the product's main job on embedded defaults, no cloud account needed.
-// Starts a throwaway PostgreSQL server, fills a demo shop database, and runs the agent exactly as
-// a user would: create an encrypted repository, back up, change 1% of the rows, back up again
-// (deduplicated), restore into a new database, check that every table matches, verify the
-// repository byte by byte. The throwaway server is removed on exit; the repository under
-// ./.cosmos-backup/demo (and its password file) stays, to explore with `npm run agent -- list --repo …`.
-import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+// `npm run demo`: the product's signature path on embedded defaults, no cloud account needed.
+// In this one process: the local cloud of `npm run dev:cloud` (PostgreSQL, Azurite, the MongoDB
+// stand-in and the ARM simulator, a test stand-in for Azure whose VMs really run their scripts),
+// and the controller on PGlite in ./.cosmos-backup/demo-controller (fresh each run). Through the
+// controller's own API it creates a service account, a repository in Azurite and a policy for one
+// PostgreSQL cluster and one MongoDB account (daily + weekly), runs it twice (the second run
+// stores little: only what changed), restores both into new databases through worker VMs,
+// compares each restored database with its source itself, prints a table, and leaves the
+// controller running with its URL and token until Ctrl-C, which stops and deletes everything.
+//   --exit-after-check   exit after the table (0 when both restores match their source)
+//   --verbose            also print the controller's own log lines
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { startPostgres } from '../test/support/postgres.ts';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { humanMessage } from '../shared/errors.ts';
+import { loadConfig } from '../controller/config.ts';
+import { startController, type Controller } from '../controller/start.ts';
+import { unwiredGateways } from '../controller/sessions/unwired.ts';
+import { StorageRepositories } from '../controller/sessions/storage-repositories.ts';
+import { AzureCloudGateway } from '../controller/azure/gateway.ts';
+import type { AzureSettings } from '../controller/azure/settings.ts';
+import { loadWorkerSettings } from '../controller/workers/settings.ts';
+import { startServices, type RunServices } from '../test/support/services.ts';
+import { startMongoServer, type MongoStandIn } from '../test/support/mongo-server/index.ts';
+import { startArmSimulator, type ArmSimulator } from '../test/support/arm-simulator/index.ts';
 import { ensurePostgres } from './ensure-postgres.ts';
+import { buildAgent } from './build-agent.ts';
+import { ControllerApi, type RestorePoint, type Session } from './demo/api.ts';
+import { changeMongo, changePostgres, compareDigests, mongoDigest, postgresDigest, seedMongo, seedPostgres, type Fidelity } from './demo/data.ts';
 
-const root = path.resolve('.cosmos-backup', 'demo');
-const repo = path.join(root, 'repository');
-const pwFile = path.join(root, 'repository.password');
-const cli = path.resolve(import.meta.dirname, '..', 'agent', 'cli.ts');
+const { values: flags } = parseArgs({ options: { 'exit-after-check': { type: 'boolean' }, verbose: { type: 'boolean' } } });
+const dataDir = path.resolve('.cosmos-backup', 'demo-controller');
 const say = (s: string) => process.stdout.write(s + '\n');
+const step = (s: string) => say(`• ${s}`);
+const detail = (s: string) => say(`    ${s}`);
 
-function agent(args: string[], env: Record<string, string>): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d; });
-    child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`agent ${args[0]} exited with ${code}`))));
+// ---- everything this process started, stopped in reverse on exit ----
+let services: RunServices | undefined;
+let mongo: MongoStandIn | undefined;
+let sim: ArmSimulator | undefined;
+let controller: Controller | undefined;
+let stopped: Promise<void> | undefined;
+/** the exit code a Ctrl-C asked for; set means the work is being interrupted, not failing */
+let interrupted: number | undefined;
+let ready = false;
+
+/** Stops everything once (later callers wait for the same stop), then exits. */
+async function shutdown(code: number): Promise<never> {
+  stopped ??= (async () => {
+    // The controller first: it deletes its worker VMs through the simulator.
+    await controller?.close().catch((e: unknown) => process.stderr.write(`demo: stopping the controller: ${humanMessage(e)}\n`));
+    await Promise.allSettled([sim?.stop(), mongo?.stop(), services?.stop()]);
+  })();
+  await stopped;
+  process.exit(code);
+}
+// Last resort (an exit before the stop finished): a VM's agent must not outlive the demo.
+process.on('exit', () => sim?.infra.stopAll());
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (interrupted !== undefined) process.exit(130);
+    interrupted = ready ? 0 : 130;
+    say(`\n${ready ? '' : 'Interrupted. '}Stopping: controller, worker VMs, simulator, MongoDB stand-in, PostgreSQL, Azurite…`);
+    void shutdown(interrupted);
   });
 }
 
-async function checksums(url: string): Promise<Record<string, string>> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
+/** A second demo on the same data directory would have it removed under its feet. */
+function refuseIfInUse(dir: string): void {
+  const pidFile = path.join(dir, 'controller.pid');
+  if (!existsSync(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  if (!pid || pid === process.pid) return;
   try {
-    const out: Record<string, string> = {};
-    for (const t of ['customers', 'orders', 'events']) {
-      out[t] = (await c.query(`SELECT count(*) || ':' || md5(string_agg(x::text, '|' ORDER BY x::text)) AS h FROM shop.${t} x`)).rows[0].h;
-    }
-    return out;
-  } finally { await c.end(); }
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'EPERM') return;
+  }
+  throw new Error(`another demo (process ${pid}) is using ${dir}; stop it with Ctrl-C first`);
 }
 
-ensurePostgres();
-mkdirSync(root, { recursive: true });
-if (!existsSync(pwFile)) writeFileSync(pwFile, randomBytes(18).toString('base64url') + '\n', { mode: 0o600 });
-say('Starting a throwaway PostgreSQL server for the demo…');
-const server = await startPostgres();
-const env = { PGPASSWORD: server.password };
+const size = (n: number) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => '  ' + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
+}
+
+async function main(): Promise<void> {
+  refuseIfInUse(dataDir);
+  rmSync(dataDir, { recursive: true, force: true });
+  ensurePostgres();
+  step('Agent binary (what worker VMs download and run)');
+  await buildAgent({ log: detail });
+
+  step('Starting the local cloud: PostgreSQL, Azurite, the MongoDB stand-in, the ARM simulator (a test stand-in for Azure)');
+  [services, mongo] = await Promise.all([startServices(), startMongoServer({ auth: true })]);
+  const az = services.azurite;
+  sim = await startArmSimulator({ azurite: { blobEndpoint: az.blobEndpoint, queueEndpoint: az.queueEndpoint, accountKey: az.accountKey } });
+  sim.setLroPolls(1);
+  const tenantId = randomUUID();
+  const subscriptionId = randomUUID();
+  const clientId = randomUUID();
+  const clientSecret = randomBytes(18).toString('base64url');
+  sim.addSubscription(subscriptionId, 'Contoso Demo', tenantId);
+  sim.addPrincipal({ tenantId, clientId, secret: clientSecret });
+  const cluster = sim.addCluster({ subscriptionId, resourceGroup: 'rg-shop', name: 'shop-analytics', location: 'westeurope', tags: { app: 'shop' } });
+  const mongoAccount = sim.addAccount({
+    subscriptionId, resourceGroup: 'rg-shop', name: 'shop-catalog', api: 'MongoDB', location: 'westeurope', tags: { app: 'shop' },
+    databases: [{ name: 'catalog', collections: ['products', 'reviews'] }],
+  });
+  const pg = services.pg;
+  sim.pointCoordinator(cluster.name, pg.host, pg.port);
+  sim.setMongoConnectionString(mongoAccount.name, mongo.url('catalog'));
+
+  step('Filling PostgreSQL database "shop" (customers, orders, events) and MongoDB database "catalog" (products, reviews)');
+  await Promise.all([seedPostgres(pg.url('postgres'), pg.url('shop')), seedMongo(mongo.url())]);
+
+  step(`Starting the controller (PGlite in ${path.relative(process.cwd(), dataDir) || dataDir})`);
+  const config = loadConfig({ COSMOS_BACKUP_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' });
+  const azure: AzureSettings = { armEndpoint: sim.url, authorityHost: sim.url, caBundle: sim.caCert, pollIntervalMs: 200, maxRetries: 8, allowMigration: false };
+  const cloud = new AzureCloudGateway(azure);
+  const quiet = (line: string) => { if (flags.verbose) detail(`[controller] ${line}`); };
+  controller = await startController({
+    config, listen: true, azure: cloud,
+    gateways: { ...unwiredGateways(), repositories: new StorageRepositories(), cloud },
+    logger: { info: (m, meta) => quiet(meta ? `${m} ${JSON.stringify(meta)}` : m), error: (m, meta) => process.stderr.write(`[controller] ${m} ${meta ? JSON.stringify(meta) : ''}\n`) },
+    workers: { settings: loadWorkerSettings({ COSMOS_BACKUP_WORKER_IDLE_SECONDS: '5', COSMOS_BACKUP_WORKER_HELLO_SECONDS: '120' }) },
+  });
+  if (!controller.url || !controller.bootstrapToken) throw new Error('the controller started without a URL or a first token');
+  const api = new ControllerApi(controller.url, controller.bootstrapToken);
+
+  step('Through the API: a service account, a repository (Azurite), a policy (2 accounts, daily + weekly)');
+  const sa = await api.call<{ id: string }>('POST', '/service-accounts', { name: 'contoso-demo', tenantId, auth: 'secret', clientId, clientSecret });
+  const repo = await api.call<{ id: string }>('POST', '/repositories', {
+    name: 'demo-repository', storageAccount: az.account, container: 'cosmos-backup-demo', folder: 'shop',
+    password: randomBytes(18).toString('base64url'), storageCredential: az.connectionString,
+  });
+  const policy = await api.call<{ id: string }>('POST', '/policies', {
+    name: 'shop', serviceAccountId: sa.id, scope: { accounts: [cluster.id, mongoAccount.id] }, continuousTier: 7,
+    backup: {
+      repositoryId: repo.id,
+      schedules: { timeZone: 'UTC', daily: { hours: [2], keepDays: 7 }, weekly: { weekday: 'sun', hour: 2, keepWeeks: 4 } },
+      credentials: [{ accountId: cluster.id, username: pg.user, password: pg.password, databases: ['shop'], sslmode: 'disable' }],
+    },
+    notifications: { onSuccess: false, onWarning: false, onFailure: false, recipients: [] },
+  });
+
+  const run = async (n: number): Promise<Session> => {
+    step(`Backup run ${n}${n === 1 ? ' (full; worker VMs are launched and the agent downloaded)' : ' (only changed data is stored)'}`);
+    const s = await api.call<Session>('POST', `/policies/${policy.id}/run`, { type: 'backup' });
+    return api.follow(s.id, `backup run ${n}`, detail);
+  };
+  const first = await run(1);
+  step('Changing 1% of the orders and a few MongoDB documents');
+  await Promise.all([changePostgres(pg.url('shop')), changeMongo(mongo.url())]);
+  const second = await run(2);
+
+  const points = await api.call<RestorePoint[]>('GET', `/restore-points?policyId=${policy.id}&kind=repository`);
+  const latest = (accountId: string) => {
+    const p = points.find((x) => x.accountId.toLowerCase() === accountId.toLowerCase());
+    if (!p) throw new Error(`no restore point was recorded for ${accountId}`);
+    return p;
+  };
+  const restores: Array<{ account: string; engine: string; point: RestorePoint; target: string; check: () => Promise<Fidelity> }> = [
+    {
+      account: cluster.id, engine: 'PostgreSQL', point: latest(cluster.id), target: 'shop_restored',
+      check: async () => compareDigests(await postgresDigest(pg.url('shop')), await postgresDigest(pg.url('shop_restored'))),
+    },
+    {
+      account: mongoAccount.id, engine: 'MongoDB', point: latest(mongoAccount.id), target: 'catalog_restored',
+      check: async () => compareDigests(await mongoDigest(mongo!.url(), 'catalog'), await mongoDigest(mongo!.url(), 'catalog_restored')),
+    },
+  ];
+  const verdicts: Fidelity[] = [];
+  for (const r of restores) {
+    step(`Restoring ${r.point.accountName} (database "${r.point.databaseName}") into a new database "${r.target}"`);
+    const s = await api.call<Session>('POST', `/restore-points/${r.point.id}/restore`, { databaseName: r.target });
+    await api.follow(s.id, `restore of ${r.point.accountName}`, detail);
+    verdicts.push(await r.check());
+  }
+
+  // ---- the table ----
+  const runs = [first, second];
+  const rows = [['account', 'engine', 'restore points', 'read', 'stored', 'dedup', 'fidelity (restored vs source)']];
+  restores.forEach((r, i) => {
+    const results = runs.flatMap((s) => s.accounts.filter((a) => a.accountId.toLowerCase() === r.account.toLowerCase()));
+    const read = sum(results.map((a) => a.bytesRead ?? 0));
+    const stored = sum(results.map((a) => a.bytes));
+    const count = points.filter((p) => p.accountId.toLowerCase() === r.account.toLowerCase()).length;
+    const v = verdicts[i]!;
+    const unit = r.engine === 'PostgreSQL' ? ['tables', 'rows'] : ['collections', 'documents'];
+    const verdict = v.identical
+      ? `identical: ${v.objects} ${unit[0]}, ${v.items.toLocaleString('en-US')} ${unit[1]} (${r.point.databaseName} -> ${r.target})`
+      : `DIFFERS: ${v.differing.join(', ')}`;
+    rows.push([r.point.accountName, r.engine, String(count), size(read), size(stored), stored ? `${(read / stored).toFixed(1)}x` : '-', verdict]);
+  });
+  say('');
+  for (const l of table(rows)) say(l);
+  const runStored = runs.map((s) => sum(s.accounts.map((a) => a.bytes)));
+  say(`\n  stored per run: run 1 ${size(runStored[0]!)}, run 2 ${size(runStored[1]!)} (dedup = bytes read / bytes stored, after deduplication and compression)`);
+  if (verdicts.some((v) => !v.identical)) throw new Error('a restored database differs from its source (see the table)');
+
+  if (flags['exit-after-check']) await shutdown(0);
+  ready = true;
+  const url = controller.url;
+  const auth = `-H "Authorization: Bearer $TOKEN"`;
+  const pgPoint = restores[0]!.point.id;
+  say([
+    '',
+    `The controller keeps running at ${url} (Ctrl-C stops and deletes everything).`,
+    `  export TOKEN=${controller.bootstrapToken}`,
+    `  curl -s ${auth} ${url}/policies`,
+    `  curl -s ${auth} "${url}/restore-points?policyId=${policy.id}"`,
+    `  curl -s ${auth} "${url}/sessions?limit=5"`,
+    `  curl -s ${auth} -H 'content-type: application/json' -d '{"databaseName":"shop_copy"}' ${url}/restore-points/${pgPoint}/restore`,
+    `  curl -s ${auth} ${url}/openapi.json`,
+    `The databases: psql '${pg.url('shop_restored')}'   and   ${mongo.url('catalog_restored')}`,
+  ].join('\n'));
+}
+
 try {
-  const admin = new pg.Client({ connectionString: server.url() });
-  await admin.connect();
-  await admin.query('CREATE DATABASE shop');
-  await admin.end();
-  const db = new pg.Client({ connectionString: server.url('shop') });
-  await db.connect();
-  say('Filling the demo database "shop" (customers, orders with jsonb, events with bytea)…');
-  await db.query(`
-    CREATE SCHEMA shop;
-    CREATE TABLE shop.customers (id bigserial PRIMARY KEY, name text NOT NULL, email text UNIQUE, country char(2), created_at timestamptz DEFAULT now());
-    CREATE TABLE shop.orders (id bigserial PRIMARY KEY, customer_id bigint REFERENCES shop.customers, total numeric(12,2), items jsonb, placed_at timestamptz, ref uuid DEFAULT gen_random_uuid());
-    CREATE TABLE shop.events (id bigserial PRIMARY KEY, order_id bigint REFERENCES shop.orders, kind text, payload bytea);
-    CREATE INDEX ON shop.orders (customer_id, placed_at DESC);
-    CREATE VIEW shop.big_orders AS SELECT * FROM shop.orders WHERE total > 500;
-    INSERT INTO shop.customers (name, email, country) SELECT 'Customer ' || i, 'c' || i || '@example.org', (ARRAY['FR','DE','US','JP','BR'])[1 + i % 5] FROM generate_series(1, 20000) i;
-    INSERT INTO shop.orders (customer_id, total, items, placed_at)
-      SELECT 1 + i % 20000, round((random() * 1000)::numeric, 2), jsonb_build_array(jsonb_build_object('sku', 'SKU-' || (i % 997), 'qty', 1 + i % 5)), now() - (i || ' minutes')::interval FROM generate_series(1, 200000) i;
-    INSERT INTO shop.events (order_id, kind, payload) SELECT 1 + i % 200000, (ARRAY['paid','shipped','returned'])[1 + i % 3], decode(md5(i::text), 'hex') FROM generate_series(1, 100000) i;
-  `);
-  const src = server.url('shop');
-  const repoEnv = { ...env };
-  say(`\nCreating an encrypted repository in ${repo}`);
-  if (!existsSync(path.join(repo, 'config'))) await agent(['repo', 'init', '--repo', repo, '--password-file', pwFile], repoEnv);
-  const common = ['--repo', repo, '--repo-password-file', pwFile];
-  say('Backup 1 (full)…');
-  const first = JSON.parse(await agent(['backup', 'postgres', '--source', src, ...common, '--label', 'demo=first', '--json'], repoEnv));
-  say('Changing 1% of the orders, then backup 2 (only the changed chunks are stored)…');
-  await db.query(`UPDATE shop.orders SET total = total + 1 WHERE id > 198000`);
-  await db.end();
-  const second = JSON.parse(await agent(['backup', 'postgres', '--source', src, ...common, '--label', 'demo=second', '--json'], repoEnv));
-  say(`Restoring backup 2 into a new database "shop_restored"…`);
-  await agent(['restore', second.id, '--target', server.url('shop_restored'), ...common], repoEnv);
-  const [a, b] = await Promise.all([checksums(src), checksums(server.url('shop_restored'))]);
-  say('Verifying the repository (every byte re-read and re-hashed)…');
-  await agent(['verify', '--read-data', '--repo', repo, '--password-file', pwFile], repoEnv);
-  const mb = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
-  say('\n  restore point   read        stored      time');
-  for (const r of [first, second]) say(`  ${r.id.slice(0, 12)}    ${mb(r.bytes).padEnd(10)}  ${mb(r.storedBytes).padEnd(10)}  ${r.seconds.toFixed(1)} s`);
-  say(`\n  deduplication + compression: ${((first.bytes + second.bytes) / (first.storedBytes + second.storedBytes)).toFixed(1)}x smaller than the data read`);
-  for (const t of Object.keys(a)) say(`  table shop.${t.padEnd(10)} ${a[t] === b[t] ? 'identical after restore' : 'DIFFERS'}`);
-  if (Object.keys(a).some((t) => a[t] !== b[t])) throw new Error('restored data differs from the source');
-  say(`\nDone. The repository stays in ${repo} (password in ${pwFile}). Try:\n  npm run agent -- list --repo ${repo} --password-file ${pwFile}\nThe controller (HTTP API, policies, schedules): npm start`);
-} finally {
-  await server.stop();
+  await main();
+} catch (e) {
+  // After a Ctrl-C, whatever the stop broke under main is no failure to report.
+  if (interrupted !== undefined) await shutdown(interrupted);
+  process.stderr.write(`demo failed: ${humanMessage(e)}\n`);
+  await shutdown(1);
 }

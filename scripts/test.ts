@@ -3,11 +3,15 @@
 import { spawn } from 'node:child_process';
 import { startServices } from '../test/support/services.ts';
 import { ensurePostgres } from './ensure-postgres.ts';
+import { buildAgent } from './build-agent.ts';
 
 const args = process.argv.slice(2);
 const files = args.filter((a) => !a.startsWith('--'));
 const flags = args.filter((a) => a.startsWith('--'));
 ensurePostgres();
+// The worker tests deploy the built agent; building it once here keeps parallel test files from
+// building it at the same time (it is skipped when up to date).
+await buildAgent();
 const services = await startServices();
 let code: number;
 try {

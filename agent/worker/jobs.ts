@@ -107,7 +107,7 @@ async function runRestore(cmd: CommandOf<'restore'>, ctx: JobContext): Promise<R
     onWarning: (m) => ctx.log('restore warning', { warning: m }),
     onProgress: (p) => ctx.onProgress({ phase: p.phase.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 40) || 'data', bytes: p.bytes, bytesTotal: p.totalBytes, objects: 0 }),
   });
-  return { restorePointId: rp.id, stats: { durationMs: Date.now() - started, bytesWritten: res.bytes, objects: res.tables } };
+  return { restorePointId: rp.id, stats: { durationMs: Date.now() - started, bytesWritten: res.bytes, objects: res.tables, rows: Object.values(res.counts).reduce((n, c) => n + c, 0) }, counts: res.counts };
 }
 
 async function runCopy(cmd: CommandOf<'copy'>, ctx: JobContext): Promise<Result> {

@@ -81,7 +81,7 @@ export async function runMongoRestore(cmd: CommandOf<'restore'>, repo: Repositor
       onWarning: (m) => ctx.log('restore warning', { warning: m }),
       onProgress: (p) => ctx.onProgress({ phase: p.phase.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 40) || 'data', bytes: p.bytes, bytesTotal: p.totalBytes, objects: 0 }),
     });
-    return { restorePointId: cmd.restorePointId, stats: { durationMs: Date.now() - started, bytesWritten: r.bytes, objects: r.collections + r.views, documents: r.documents } };
+    return { restorePointId: cmd.restorePointId, stats: { durationMs: Date.now() - started, bytesWritten: r.bytes, objects: r.collections + r.views, documents: r.documents }, counts: r.counts };
   } finally {
     await client.close().catch(() => undefined);
   }

@@ -104,6 +104,8 @@ const Credential = z.object({
   accountId: z.string().min(1),
   username: z.string().min(1).max(200),
   password: z.string().min(1).max(1000).optional().openapi({ description: 'write-only; may be left out on update to keep the stored one' }),
+  databases: z.array(z.string().min(1).max(63)).max(64).optional().openapi({ description: 'PostgreSQL: databases to back up (default: "citus", the database of Cosmos DB for PostgreSQL); MongoDB: empty = every database' }),
+  sslmode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']).optional().openapi({ description: 'PostgreSQL: how the worker uses TLS (libpq sslmode); default verify-full, as Azure requires TLS' }),
 });
 const Notifications = z.object({
   onSuccess: z.boolean().default(false),
@@ -134,7 +136,7 @@ export const Policy = z.object({
   id: z.string(), name: z.string(), enabled: z.boolean(), priority: z.number(), serviceAccountId: z.string(), scope: Scope,
   continuousTier: z.union([z.literal(7), z.literal(30)]),
   allowMigration: z.boolean().openapi({ description: AllowMigrationText }),
-  backup: z.object({ repositoryId: z.string(), schedules: Schedules, credentials: z.array(z.object({ accountId: z.string(), username: z.string(), hasSecret: z.literal(true) })) }).nullable(),
+  backup: z.object({ repositoryId: z.string(), schedules: Schedules, credentials: z.array(z.object({ accountId: z.string(), username: z.string(), databases: z.array(z.string()), sslmode: z.string(), hasSecret: z.literal(true) })) }).nullable(),
   archive: z.object({ repositoryId: z.string(), schedule: ArchiveSchedule }).nullable(),
   notifications: Notifications, createdAt: Timestamp, updatedAt: Timestamp,
 }).openapi('Policy');
@@ -162,6 +164,10 @@ export const Session = z.object({
   accounts: z.array(z.object({
     accountId: z.string(), accountName: z.string(), state: z.enum(['success', 'warning', 'failed', 'skipped']), bytes: z.number(),
     restorePointId: z.string().optional(), message: z.string().optional(),
+    restorePointIds: z.array(z.string()).optional().openapi({ description: 'every restore point the account\'s backup made (one per database)' }),
+    bytesRead: z.number().optional().openapi({ description: 'bytes read from the database' }),
+    durationMs: z.number().optional(), worker: z.string().optional().openapi({ description: 'the worker that did the work' }),
+    counts: z.record(z.string(), z.number()).optional().openapi({ description: 'restores: rows or documents per table or collection on the target (the fidelity check)' }),
   })),
   error: z.string().nullable(), interrupted: z.boolean(),
   params: z.record(z.string(), z.unknown()).nullable().openapi({ description: 'what the session was asked to do, e.g. a restore\'s point, target and subset (never secrets)' }),
@@ -176,6 +182,7 @@ export const RestorePoint = z.object({
   kind: z.enum(['continuous', 'repository', 'archive']), createdAt: Timestamp, flags: z.array(z.object({ flag: z.enum(['D', 'W', 'M', 'Y', 'A']), expiresAt: z.string() })),
   size: z.number(), repositoryId: z.string().nullable(), formatPointId: z.string().nullable(), accessTier: z.string().nullable(),
   continuousTier: z.number().nullable(), windowStart: z.string().nullable(), windowEnd: z.string().nullable(),
+  databaseName: z.string().nullable().openapi({ description: 'repository and archive points: the database the point holds' }),
 }).openapi('RestorePoint');
 export const RestorePointQuery = z.object({
   accountId: z.string().optional(), policyId: z.string().optional(), kind: z.enum(['continuous', 'repository', 'archive']).optional(),
@@ -188,7 +195,7 @@ export const RestoreRequest = z.object({
     .openapi({ description: 'the database to create; restores never write into an existing database' }),
   subset: z.array(z.string().min(1).max(300)).max(1000).default([]).openapi({ description: 'only these tables ("schema.table") or collections; empty = everything' }),
   serviceAccountId: z.string().min(1).optional().openapi({ description: 'service account that reaches the target; default: the restore point\'s policy\'s' }),
-  credentials: z.object({ username: z.string().min(1).max(200), password: z.string().min(1).max(1000) }).optional()
+  credentials: z.object({ username: z.string().min(1).max(200), password: z.string().min(1).max(1000), sslmode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']).optional() }).optional()
     .openapi({ description: 'database login on the target (PostgreSQL); write-only, used for this restore only and never stored; default: the policy\'s login for that account' }),
 }).openapi('RestoreRequest');
 
@@ -207,6 +214,7 @@ const Smtp = z.object({
 });
 export const SettingsInput = z.object({
   sessionRetentionDays: z.number().int().min(1).max(36500).default(365),
+  privateNetwork: z.boolean().default(false).openapi({ description: 'private network deployment: workers reach storage only through private endpoints in their virtual network (in every region)' }),
   email: z.object({
     enabled: z.boolean().default(true),
     smtp: Smtp,
@@ -224,6 +232,7 @@ export const SettingsInput = z.object({
 }).openapi('SettingsInput');
 export const Settings = z.object({
   sessionRetentionDays: z.number(),
+  privateNetwork: z.boolean(),
   email: z.object({
     enabled: z.boolean(),
     smtp: z.object({ host: z.string(), port: z.number(), secure: z.boolean(), username: z.string().nullable(), hasPassword: z.boolean() }),

@@ -46,6 +46,10 @@ class ArmReadClient extends ServiceClient {
     }
     return out;
   }
+  /** One resource by its ARM id. */
+  getResource<T>(id: string, apiVersion: string): Promise<T> {
+    return this.sendOperationRequest<T>({}, getSpec(id, apiVersion));
+  }
   listSubscriptions(): Promise<Subscription[]> { return this.#list('/subscriptions', '2022-12-01'); }
   listPermissions(scope: string): Promise<Permission[]> {
     return this.#list(`${scope.replace(/\/+$/, '')}/providers/Microsoft.Authorization/permissions`, '2022-04-01');

@@ -234,7 +234,8 @@ export async function workerConfigurationFor(db: Queryable, region: string): Pro
 
 // ---- policies ----
 
-export interface CredentialInput { accountId: string; username: string; password?: string }
+export type SslMode = 'disable' | 'require' | 'verify-ca' | 'verify-full';
+export interface CredentialInput { accountId: string; username: string; password?: string; databases?: string[]; sslmode?: SslMode }
 export interface BackupSettings { repositoryId: string; schedules: Schedules; credentials: CredentialInput[] }
 export interface ArchiveSettings { repositoryId: string; schedule: ArchiveSchedule }
 export interface NotificationSettings { onSuccess: boolean; onWarning: boolean; onFailure: boolean; recipients: string[] }
@@ -246,16 +247,16 @@ export interface PolicyInput {
 }
 export interface Policy {
   id: string; name: string; enabled: boolean; priority: number; serviceAccountId: string; scope: Scope; continuousTier: 7 | 30; allowMigration: boolean;
-  backup: (Omit<BackupSettings, 'credentials'> & { credentials: { accountId: string; username: string; hasSecret: true }[] }) | null;
+  backup: (Omit<BackupSettings, 'credentials'> & { credentials: { accountId: string; username: string; databases: string[]; sslmode: SslMode; hasSecret: true }[] }) | null;
   archive: ArchiveSettings | null; notifications: NotificationSettings; createdAt: string; updatedAt: string;
 }
 
 async function policyRow(db: Queryable, r: any): Promise<Policy> {
-  const creds = r.backup ? await db.query('SELECT account_id, username FROM policy_credentials WHERE policy_id = $1 ORDER BY account_id', [r.id]) : [];
+  const creds = r.backup ? await db.query('SELECT account_id, username, databases, sslmode FROM policy_credentials WHERE policy_id = $1 ORDER BY account_id', [r.id]) : [];
   return {
     id: r.id, name: r.name, enabled: r.enabled, priority: r.priority, serviceAccountId: r.service_account_id, scope: r.scope,
     continuousTier: r.continuous_tier, allowMigration: r.allow_migration,
-    backup: r.backup ? { ...r.backup, credentials: creds.map((c) => ({ accountId: c.account_id, username: c.username, hasSecret: true as const })) } : null,
+    backup: r.backup ? { ...r.backup, credentials: creds.map((c) => ({ accountId: c.account_id, username: c.username, databases: c.databases ?? [], sslmode: c.sslmode, hasSecret: true as const })) } : null,
     archive: r.archive, notifications: r.notifications, createdAt: iso(r.created_at), updatedAt: iso(r.updated_at),
   };
 }
@@ -273,10 +274,11 @@ async function writeCredentials(db: Queryable, box: SecretBox, policyId: string,
   for (const c of creds ?? []) {
     if (c.password !== undefined) {
       const sealed = box.seal(c.password, `policy_credentials.password:${policyId}:${c.accountId}`);
-      await db.query(`INSERT INTO policy_credentials (policy_id, account_id, username, password_sealed) VALUES ($1,$2,$3,$4)
-        ON CONFLICT (policy_id, account_id) DO UPDATE SET username = EXCLUDED.username, password_sealed = EXCLUDED.password_sealed`, [policyId, c.accountId, c.username, sealed]);
+      await db.query(`INSERT INTO policy_credentials (policy_id, account_id, username, password_sealed, databases, sslmode) VALUES ($1,$2,$3,$4,$5,$6)
+        ON CONFLICT (policy_id, account_id) DO UPDATE SET username = EXCLUDED.username, password_sealed = EXCLUDED.password_sealed, databases = EXCLUDED.databases, sslmode = EXCLUDED.sslmode`,
+      [policyId, c.accountId, c.username, sealed, JSON.stringify(c.databases ?? []), c.sslmode ?? 'verify-full']);
     } else if (existing.has(c.accountId)) {
-      await db.query('UPDATE policy_credentials SET username=$3 WHERE policy_id=$1 AND account_id=$2', [policyId, c.accountId, c.username]);
+      await db.query('UPDATE policy_credentials SET username=$3, databases=$4, sslmode=$5 WHERE policy_id=$1 AND account_id=$2', [policyId, c.accountId, c.username, JSON.stringify(c.databases ?? []), c.sslmode ?? 'verify-full']);
     } else {
       throw new CosmosBackupError('INVALID_ARGUMENT', `backup.credentials: account ${c.accountId} has no stored password; give one`);
     }
@@ -315,7 +317,7 @@ export async function updatePolicy(db: Queryable, box: SecretBox, id: string, pa
   const cur = await getPolicy(db, id);
   const next: PolicyInput = {
     ...cur, ...patch,
-    backup: patch.backup === undefined ? (cur.backup ? { ...cur.backup, credentials: cur.backup.credentials.map((c) => ({ accountId: c.accountId, username: c.username })) } : null) : patch.backup,
+    backup: patch.backup === undefined ? (cur.backup ? { ...cur.backup, credentials: cur.backup.credentials.map((c) => ({ accountId: c.accountId, username: c.username, databases: c.databases, sslmode: c.sslmode })) } : null) : patch.backup,
   };
   await checkReferences(db, next);
   try {
@@ -334,9 +336,9 @@ export async function deletePolicy(db: Queryable, id: string): Promise<void> {
   await db.query('DELETE FROM policies WHERE id = $1', [id]);
 }
 
-export async function policyCredential(db: Queryable, box: SecretBox, policyId: string, accountId: string): Promise<{ username: string; password: string } | undefined> {
+export async function policyCredential(db: Queryable, box: SecretBox, policyId: string, accountId: string): Promise<{ username: string; password: string; databases: string[]; sslmode: SslMode } | undefined> {
   const r = (await db.query('SELECT * FROM policy_credentials WHERE policy_id = $1 AND lower(account_id) = lower($2)', [policyId, accountId]))[0];
-  return r ? { username: r.username, password: box.open(r.password_sealed, `policy_credentials.password:${policyId}:${r.account_id}`) } : undefined;
+  return r ? { username: r.username, password: box.open(r.password_sealed, `policy_credentials.password:${policyId}:${r.account_id}`), databases: r.databases ?? [], sslmode: r.sslmode } : undefined;
 }
 
 // ---- global settings ----
@@ -349,29 +351,34 @@ export interface EmailSettings {
   /** time HH:MM in timeZone (default UTC) */
   dailyReport: { enabled: boolean; time: string; timeZone?: string };
 }
-export interface Settings { sessionRetentionDays: number; email: EmailSettings | null }
+export interface Settings {
+  sessionRetentionDays: number;
+  /** private network deployment for workers in every region (a worker configuration can ask for it in its own) */
+  privateNetwork: boolean;
+  email: EmailSettings | null;
+}
 export type PublicSettings = Omit<Settings, 'email'> & {
   email: (Omit<EmailSettings, 'smtp' | 'dailyReport'> & { dailyReport: Required<EmailSettings['dailyReport']>; smtp: Omit<EmailSettings['smtp'], 'password'> & { hasPassword: boolean } }) | null;
 };
 
-export const DEFAULT_SETTINGS: Settings = { sessionRetentionDays: 365, email: null };
+export const DEFAULT_SETTINGS: Settings = { sessionRetentionDays: 365, privateNetwork: false, email: null };
 
-async function rawSettings(db: Queryable): Promise<{ sessionRetentionDays: number; email: (EmailSettings & { smtp: { passwordSealed?: string | null } }) | null }> {
+async function rawSettings(db: Queryable): Promise<{ sessionRetentionDays: number; privateNetwork: boolean; email: (EmailSettings & { smtp: { passwordSealed?: string | null } }) | null }> {
   const r = (await db.query(`SELECT value FROM settings WHERE key = 'global'`))[0];
   return { ...DEFAULT_SETTINGS, ...(r?.value ?? {}) };
 }
 
 export async function getSettings(db: Queryable): Promise<PublicSettings> {
   const s = await rawSettings(db);
-  if (!s.email) return { sessionRetentionDays: s.sessionRetentionDays, email: null };
+  if (!s.email) return { sessionRetentionDays: s.sessionRetentionDays, privateNetwork: s.privateNetwork, email: null };
   const { passwordSealed, password: _p, ...smtp } = s.email.smtp;
-  return { sessionRetentionDays: s.sessionRetentionDays, email: { ...s.email, dailyReport: { timeZone: 'UTC', ...s.email.dailyReport }, smtp: { ...smtp, hasPassword: Boolean(passwordSealed) } } };
+  return { sessionRetentionDays: s.sessionRetentionDays, privateNetwork: s.privateNetwork, email: { ...s.email, dailyReport: { timeZone: 'UTC', ...s.email.dailyReport }, smtp: { ...smtp, hasPassword: Boolean(passwordSealed) } } };
 }
 
 /** Settings with the SMTP password opened, for the notifier. */
 export async function settingsWithSecrets(db: Queryable, box: SecretBox): Promise<Settings> {
   const s = await rawSettings(db);
-  if (!s.email) return { sessionRetentionDays: s.sessionRetentionDays, email: null };
+  if (!s.email) return { sessionRetentionDays: s.sessionRetentionDays, privateNetwork: s.privateNetwork, email: null };
   const { passwordSealed, ...smtp } = s.email.smtp;
   return { ...s, email: { ...s.email, smtp: { ...smtp, password: passwordSealed ? box.open(passwordSealed, 'settings.smtp.password') : null } } };
 }
@@ -379,11 +386,11 @@ export async function settingsWithSecrets(db: Queryable, box: SecretBox): Promis
 /** Replaces the settings; an SMTP password left out keeps the stored one, null clears it. */
 export async function putSettings(db: Queryable, box: SecretBox, s: Settings): Promise<PublicSettings> {
   const prev = await rawSettings(db);
-  let stored: unknown = { sessionRetentionDays: s.sessionRetentionDays, email: null };
+  let stored: unknown = { sessionRetentionDays: s.sessionRetentionDays, privateNetwork: s.privateNetwork ?? false, email: null };
   if (s.email) {
     const { password, ...smtp } = s.email.smtp;
     const passwordSealed = password === undefined ? (prev.email?.smtp.passwordSealed ?? null) : password === null ? null : box.seal(password, 'settings.smtp.password');
-    stored = { sessionRetentionDays: s.sessionRetentionDays, email: { ...s.email, smtp: { ...smtp, passwordSealed } } };
+    stored = { sessionRetentionDays: s.sessionRetentionDays, privateNetwork: s.privateNetwork ?? false, email: { ...s.email, smtp: { ...smtp, passwordSealed } } };
   }
   await db.query(`INSERT INTO settings (key, value) VALUES ('global', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`, [json(stored)]);
   return getSettings(db);
@@ -405,4 +412,10 @@ export async function verifyMasterKey(db: Queryable, box: SecretBox): Promise<vo
   } catch {
     throw new ConflictError('the master key does not match this configuration database (secrets were sealed with another key); restore the original key file or COSMOS_BACKUP_MASTER_KEY');
   }
+}
+
+/** This controller's id: the value of the tag on everything it creates in Azure. Made on first use. */
+export async function controllerId(db: Queryable): Promise<string> {
+  await db.query(`INSERT INTO controller_meta (key, value) VALUES ('controller_id', $1) ON CONFLICT (key) DO NOTHING`, [`cb-${randomUUID().slice(0, 8)}`]);
+  return (await db.query(`SELECT value FROM controller_meta WHERE key = 'controller_id'`))[0].value as string;
 }

@@ -15,6 +15,13 @@ export interface AccountResult {
   bytes: number;
   restorePointId?: string;
   message?: string;
+  /** backups through workers: every point made (one per database), bytes read from the database, time taken, the worker */
+  restorePointIds?: string[];
+  bytesRead?: number;
+  durationMs?: number;
+  worker?: string;
+  /** restores: rows/documents per table or collection on the target */
+  counts?: Record<string, number>;
 }
 export interface LogLine { at: string; level: 'info' | 'warning' | 'error'; message: string }
 export interface Session {
@@ -105,26 +112,30 @@ export interface RestorePoint {
   id: string; policyId: string | null; sessionId: string | null; accountId: string; accountName: string; kind: RestorePointKind;
   createdAt: string; flags: { flag: Flag; expiresAt: string }[]; size: number; repositoryId: string | null; formatPointId: string | null;
   accessTier: string | null; continuousTier: number | null; windowStart: string | null; windowEnd: string | null;
+  databaseName: string | null;
 }
 
 const rpRow = (r: any): RestorePoint => ({
   id: r.id, policyId: r.policy_id, sessionId: r.session_id, accountId: r.account_id, accountName: r.account_name, kind: r.kind,
   createdAt: iso(r.created_at)!, flags: r.flags, size: Number(r.size), repositoryId: r.repository_id, formatPointId: r.format_point_id,
   accessTier: r.access_tier, continuousTier: r.continuous_tier, windowStart: iso(r.window_start), windowEnd: iso(r.window_end),
+  databaseName: r.database_name ?? null,
 });
 
 export interface NewRestorePoint {
   policyId: string; sessionId: string; accountId: string; accountName: string; kind: RestorePointKind; createdAt: Date;
   flags?: FlagState[]; size?: number; repositoryId?: string | null; formatPointId?: string | null; accessTier?: string | null;
   continuousTier?: number | null; windowStart?: Date | null; windowEnd?: Date | null;
+  /** the database a repository point holds (one point per database) */
+  databaseName?: string | null;
 }
 
 export async function insertRestorePoint(db: Queryable, p: NewRestorePoint): Promise<RestorePoint> {
   const rows = await db.query(
-    `INSERT INTO restore_points (id, policy_id, session_id, account_id, account_name, kind, created_at, flags, size, repository_id, format_point_id, access_tier, continuous_tier, window_start, window_end)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) RETURNING *`,
+    `INSERT INTO restore_points (id, policy_id, session_id, account_id, account_name, kind, created_at, flags, size, repository_id, format_point_id, access_tier, continuous_tier, window_start, window_end, database_name)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) RETURNING *`,
     [randomUUID(), p.policyId, p.sessionId, p.accountId, p.accountName, p.kind, p.createdAt, JSON.stringify(p.flags ?? []), p.size ?? 0,
-      p.repositoryId ?? null, p.formatPointId ?? null, p.accessTier ?? null, p.continuousTier ?? null, p.windowStart ?? null, p.windowEnd ?? null]);
+      p.repositoryId ?? null, p.formatPointId ?? null, p.accessTier ?? null, p.continuousTier ?? null, p.windowStart ?? null, p.windowEnd ?? null, p.databaseName ?? null]);
   return rpRow(rows[0]);
 }
 

@@ -33,6 +33,9 @@ export interface RepositoryGateway {
   forget(repo: RepositoryAccess, formatPointIds: string[]): Promise<void>;
 }
 
+/** A PostgreSQL login (with libpq's sslmode; Azure requires TLS, so verify-full unless set). */
+export interface DatabaseLogin { username: string; password: string; sslmode?: 'disable' | 'require' | 'verify-ca' | 'verify-full' }
+
 /** What every job handed to a worker carries: its session, where to run, cancellation, a log. */
 export interface JobContext {
   sessionId: string;
@@ -46,14 +49,37 @@ export interface BackupJob extends JobContext {
   serviceAccount: ServiceAccountCredentials;
   repository: RepositoryAccess;
   /** database login for PostgreSQL; MongoDB RU accounts use the keys ARM returns */
-  credentials: { username: string; password: string } | null;
+  credentials: DatabaseLogin | null;
+  /** databases to dump; empty = the engine's default (PostgreSQL: "citus"; MongoDB: every database) */
+  databases: string[];
+  /** D/W/M/Y flags the points get, stored in their manifests as tags */
+  tags: string[];
+  /** an estimate of the data size in bytes, for the worker's size profile; null = unknown */
+  sizeHint: number | null;
+  /** no earlier point of this account is in the repository (a first full backup gets the large profile) */
+  firstBackup: boolean;
+}
+/** What one account's backup made: a restore point per database. */
+export interface BackupResult {
+  points: Array<{ database: string; formatPointId: string; bytes: number }>;
+  bytesRead: number;
+  durationMs: number;
+  worker: string | null;
 }
 export interface ArchiveJob extends JobContext {
   account: CloudAccount;
   serviceAccount: ServiceAccountCredentials;
   source: RepositoryAccess;
   target: RepositoryAccess;
-  formatPointId: string;
+  /** the restore points to copy (the latest backup's points of the account, one per database) */
+  formatPointIds: string[];
+  accessTier: string | null;
+}
+export interface ArchiveResult {
+  /** bytes the archive received (chunks it lacked), and chunks copied */
+  copiedBytes: number;
+  copiedChunks: number;
+  worker: string | null;
 }
 
 /** What a restore writes where: a new database on the target account (never over an existing one). */
@@ -75,14 +101,22 @@ export interface RestoreJob extends JobContext {
   serviceAccount: ServiceAccountCredentials;
   repository: RepositoryAccess;
   /** database login on the target (PostgreSQL); MongoDB RU accounts use the keys ARM returns */
-  credentials: { username: string; password: string } | null;
+  credentials: DatabaseLogin | null;
+  /** the database the restore point holds (it is restored under target.databaseName) */
+  sourceDatabase: string | null;
+}
+export interface RestoreResult {
+  bytes: number;
+  /** rows/documents per table or collection on the target, as the worker counted them */
+  counts: Record<string, number>;
+  worker: string | null;
 }
 
 /** Workers: launch a VM in the account's region, run the agent, deallocate. */
 export interface WorkerGateway {
-  runBackup(job: BackupJob): Promise<{ formatPointId: string; bytes: number }>;
-  runArchive(job: ArchiveJob): Promise<{ formatPointId: string; bytes: number }>;
-  runRestore(job: RestoreJob): Promise<{ bytes: number }>;
+  runBackup(job: BackupJob): Promise<BackupResult>;
+  runArchive(job: ArchiveJob): Promise<ArchiveResult>;
+  runRestore(job: RestoreJob): Promise<RestoreResult>;
 }
 
 export interface Gateways {

@@ -11,7 +11,7 @@ import { applyRetention, assignFlags, flagExpiry } from '../policies/retention.t
 import { mostFrequentFlag } from '../policies/schedule.ts';
 import type { Flag } from '../policies/model.ts';
 import { addLocal } from '../policies/zoned.ts';
-import type { Gateways, RepositoryAccess } from './gateways.ts';
+import type { DatabaseLogin, Gateways, RepositoryAccess } from './gateways.ts';
 import { dailyReportMail, sessionMail, sessionRecipients } from '../notifications/messages.ts';
 import { sendMail } from '../notifications/mailer.ts';
 
@@ -33,7 +33,7 @@ export interface StartRequest {
   secrets?: SessionSecrets;
 }
 
-export interface SessionSecrets { credentials?: { username: string; password: string } }
+export interface SessionSecrets { credentials?: DatabaseLogin }
 
 /** What a restore session records: the restore point, and where it goes. */
 export interface RestoreParams {
@@ -207,17 +207,29 @@ export class SessionRunner {
       }
       try {
         await ctx.log('info', `${account.name}: backup to repository "${repo.repo.name}" started`);
+        const earlier = await st.listRestorePoints(this.#db, { accountId: account.id, kind: 'repository', limit: 1 });
         const r = await this.#gw.workers.runBackup({
-          sessionId: ctx.session.id, account, serviceAccount: sa, repository: repo, credentials,
+          sessionId: ctx.session.id, account, serviceAccount: sa, repository: repo,
+          credentials: credentials ? { username: credentials.username, password: credentials.password, sslmode: credentials.sslmode } : null,
+          databases: credentials?.databases ?? [], tags: flags, sizeHint: null, firstBackup: earlier.length === 0,
           workerConfiguration: (await cfg.workerConfigurationFor(this.#db, account.region)) ?? null,
           signal: ctx.signal, log: (m) => void ctx.log('info', `${account.name}: ${m}`).catch(() => {}),
         });
-        const point = await st.insertRestorePoint(this.#db, {
-          policyId: policy.id, sessionId: ctx.session.id, accountId: account.id, accountName: account.name, kind: 'repository',
-          createdAt, flags: flagStates, size: r.bytes, repositoryId: repo.repo.id, formatPointId: r.formatPointId, accessTier: repo.repo.accessTier,
+        const ids: string[] = [];
+        for (const made of r.points) {
+          const point = await st.insertRestorePoint(this.#db, {
+            policyId: policy.id, sessionId: ctx.session.id, accountId: account.id, accountName: account.name, kind: 'repository',
+            createdAt, flags: flagStates, size: made.bytes, repositoryId: repo.repo.id, formatPointId: made.formatPointId, accessTier: repo.repo.accessTier,
+            databaseName: made.database,
+          });
+          ids.push(point.id);
+          await ctx.log('info', `${account.name}: restore point ${point.id} of database "${made.database}" created (${made.bytes} bytes stored, flags ${flags.join('')})`);
+        }
+        const bytes = r.points.reduce((n, p) => n + p.bytes, 0);
+        results.push({
+          ...base, state: 'success', bytes, restorePointId: ids[0], restorePointIds: ids, bytesRead: r.bytesRead, durationMs: r.durationMs,
+          ...(r.worker ? { worker: r.worker } : {}),
         });
-        results.push({ ...base, state: 'success', bytes: r.bytes, restorePointId: point.id });
-        await ctx.log('info', `${account.name}: restore point ${point.id} created (${r.bytes} bytes, flags ${flags.join('')})`);
       } catch (e) {
         if (ctx.signal.aborted) throw e;
         results.push({ ...base, state: 'failed', message: humanMessage(e) });
@@ -242,26 +254,35 @@ export class SessionRunner {
     const results: AccountResult[] = [];
     for (const account of await this.#accounts(ctx, policy, sa)) {
       if (ctx.signal.aborted) throw ctx.signal.reason;
-      const latest = (await st.listRestorePoints(this.#db, { accountId: account.id, policyId: policy.id, kind: 'repository', limit: 1 }))[0];
+      // The latest backup's points of the account: one per database.
+      const recent = await st.listRestorePoints(this.#db, { accountId: account.id, policyId: policy.id, kind: 'repository', limit: 1000 });
+      const latest = recent[0];
       const base = { accountId: account.id, accountName: account.name, bytes: 0 };
       if (!latest?.formatPointId) {
         results.push({ ...base, state: 'skipped', message: 'no restore point to archive yet' });
         continue;
       }
+      const points = recent.filter((p) => p.sessionId === latest.sessionId && p.formatPointId);
       try {
         const r = await this.#gw.workers.runArchive({
-          sessionId: ctx.session.id, account, serviceAccount: sa, source, target, formatPointId: latest.formatPointId,
+          sessionId: ctx.session.id, account, serviceAccount: sa, source, target, formatPointIds: points.map((p) => p.formatPointId!),
+          accessTier: target.repo.accessTier ?? null,
           workerConfiguration: (await cfg.workerConfigurationFor(this.#db, account.region)) ?? null,
           signal: ctx.signal, log: (m) => void ctx.log('info', `${account.name}: ${m}`).catch(() => {}),
         });
         const createdAt = new Date(latest.createdAt);
         const expiresAt = flagExpiry(kind, createdAt, { timeZone: sched.timeZone, weekly: sched.weekly, monthly: sched.monthly, yearly: sched.yearly })!;
-        const point = await st.insertRestorePoint(this.#db, {
-          policyId: policy.id, sessionId: ctx.session.id, accountId: account.id, accountName: account.name, kind: 'archive', createdAt,
-          flags: [{ flag: 'A', expiresAt }], size: r.bytes, repositoryId: target.repo.id, formatPointId: r.formatPointId, accessTier: target.repo.accessTier,
-        });
-        results.push({ ...base, state: 'success', bytes: r.bytes, restorePointId: point.id });
-        await ctx.log('info', `${account.name}: archived restore point of ${latest.createdAt} to "${target.repo.name}", kept until ${expiresAt.toISOString()}`);
+        const ids: string[] = [];
+        for (const p of points) {
+          const point = await st.insertRestorePoint(this.#db, {
+            policyId: policy.id, sessionId: ctx.session.id, accountId: account.id, accountName: account.name, kind: 'archive', createdAt,
+            flags: [{ flag: 'A', expiresAt }], size: p.size, repositoryId: target.repo.id, formatPointId: p.formatPointId, accessTier: target.repo.accessTier,
+            databaseName: p.databaseName,
+          });
+          ids.push(point.id);
+        }
+        results.push({ ...base, state: 'success', bytes: r.copiedBytes, restorePointId: ids[0], restorePointIds: ids, ...(r.worker ? { worker: r.worker } : {}) });
+        await ctx.log('info', `${account.name}: archived ${points.length} restore point(s) of ${latest.createdAt} to "${target.repo.name}" (${r.copiedChunks} new chunks, ${r.copiedBytes} bytes copied), kept until ${expiresAt.toISOString()}`);
       } catch (e) {
         if (ctx.signal.aborted) throw e;
         results.push({ ...base, state: 'failed', message: humanMessage(e) });
@@ -423,12 +444,14 @@ export class SessionRunner {
       const r = await this.#gw.workers.runRestore({
         sessionId: ctx.session.id, formatPointId: point.formatPointId, sourceAccountId: point.accountId, sourceAccountName: point.accountName,
         pointCreatedAt: new Date(point.createdAt), target: { account: target, databaseName: p.databaseName, subset: p.subset },
-        serviceAccount: sa, repository: repo, credentials,
+        serviceAccount: sa, repository: repo, credentials: credentials ? { username: credentials.username, password: credentials.password, ...(credentials.sslmode ? { sslmode: credentials.sslmode } : {}) } : null,
+        sourceDatabase: point.databaseName,
         workerConfiguration: (await cfg.workerConfigurationFor(this.#db, target.region)) ?? null,
         signal: ctx.signal, log: (m) => void ctx.log('info', `${target.name}: ${m}`).catch(() => {}),
       });
-      await st.setAccounts(this.#db, ctx.session.id, [{ ...base, state: 'success', bytes: r.bytes }]);
-      await ctx.log('info', `${target.name}: database "${p.databaseName}" restored (${r.bytes} bytes)`);
+      await st.setAccounts(this.#db, ctx.session.id, [{ ...base, state: 'success', bytes: r.bytes, counts: r.counts, ...(r.worker ? { worker: r.worker } : {}) }]);
+      const total = Object.values(r.counts).reduce((n, c) => n + c, 0);
+      await ctx.log('info', `${target.name}: database "${p.databaseName}" restored (${r.bytes} bytes; ${Object.keys(r.counts).length} tables/collections, ${total} rows/documents on the target)`);
       return { state: 'success' };
     } catch (e) {
       if (ctx.signal.aborted) throw e;

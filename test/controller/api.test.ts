@@ -149,7 +149,7 @@ test('worker configurations: CRUD and network validation', async () => {
 
 test('settings: defaults, SMTP password write-only and kept when left out', async () => {
   const s = await api.get('/settings');
-  assert.deepEqual(s.body, { sessionRetentionDays: 365, email: null });
+  assert.deepEqual(s.body, { sessionRetentionDays: 365, privateNetwork: false, email: null });
   const email = { smtp: { host: 'smtp.example.com', port: 587, username: 'u', password: 'smtp-secret-9' }, from: 'backup@example.com', to: ['ops@example.com'], dailyReport: { enabled: true, time: '07:30' } };
   const put = await api.put('/settings', { sessionRetentionDays: 90, email });
   assert.equal(put.status, 200);

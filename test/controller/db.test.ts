@@ -59,7 +59,7 @@ for (const name of ['pglite', 'postgres']) {
       backup: { repositoryId: repo.id, schedules, credentials: [{ accountId: 'acc-1', username: 'u', password: SECRETS.db }] },
       notifications: { onSuccess: false, onWarning: true, onFailure: true, recipients: [] },
     });
-    await cfg.putSettings(db, box, { sessionRetentionDays: 10, email: { enabled: true, smtp: { host: 'h', port: 25, secure: false, username: 'u', password: SECRETS.smtp }, from: 'a@b.c', to: ['d@e.f'], notifyOnSuccess: true, notifyOnWarning: true, notifyOnFailure: true, dailyReport: { enabled: false, time: '08:00' } } });
+    await cfg.putSettings(db, box, { sessionRetentionDays: 10, privateNetwork: false, email: { enabled: true, smtp: { host: 'h', port: 25, secure: false, username: 'u', password: SECRETS.smtp }, from: 'a@b.c', to: ['d@e.f'], notifyOnSuccess: true, notifyOnWarning: true, notifyOnFailure: true, dailyReport: { enabled: false, time: '08:00' } } });
     const { token } = await createToken(db, 'ci');
 
     // Secrets come back only through the opening functions.

@@ -35,6 +35,8 @@ export interface MongoRestoreResult {
   views: number;
   indexes: number;
   documents: number;
+  /** documents inserted per collection on the target */
+  counts: Record<string, number>;
   bytes: number;
   retries: number;
   throttled: number;
@@ -229,6 +231,7 @@ export async function restoreMongo(repo: Repository, restorePointId: string, cli
 
     // 3. Documents, several collections at once, largest first.
     report('documents');
+    const counts: Record<string, number> = {};
     const parallel = Math.max(1, Math.min(opts.parallel ?? 2, 32));
     const queue = [...data].sort((a, b) => (objects.get(b.object ?? '')?.size ?? 0) - (objects.get(a.object ?? '')?.size ?? 0));
     const worker = async () => {
@@ -237,7 +240,7 @@ export async function restoreMongo(repo: Repository, restorePointId: string, cli
         if (!obj) throw new CosmosBackupError('CORRUPT_OBJECT', `restore point ${reader.restorePoint.id.slice(0, 12)} lacks the documents of ${c.name}`);
         await loadCollection(reader, db, c, obj, retrier, {
           maxBatchDocs: opts.maxBatchDocs ?? 1000, maxBatchBytes: opts.maxBatchBytes ?? 4 * 1024 * 1024,
-          onDocs: (n, b) => { documents += n; bytes += b; report('documents'); },
+          onDocs: (n, b) => { documents += n; counts[c.name] = (counts[c.name] ?? 0) + n; bytes += b; report('documents'); },
         });
       }
     };
@@ -259,7 +262,7 @@ export async function restoreMongo(repo: Repository, restorePointId: string, cli
       await createOnce(db, { create: v.name, ...v.options }, `creating view ${dbName}.${v.name}`, retrier);
     }
     report('done');
-    return { database: dbName, collections: data.length, views: views.length, indexes, documents, bytes, retries: retrier.counts.retries, throttled: retrier.counts.throttled, warnings };
+    return { database: dbName, collections: data.length, views: views.length, indexes, documents, counts, bytes, retries: retrier.counts.retries, throttled: retrier.counts.throttled, warnings };
   } catch (e) {
     const err = e instanceof CosmosBackupError ? e : new CosmosBackupError('DATABASE_ERROR', (e as Error).message, { cause: e });
     throw new CosmosBackupError(err.code, `${err.message} — ${where} is left partly restored; restore again with --drop`, { cause: e });

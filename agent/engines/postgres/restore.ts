@@ -26,6 +26,8 @@ export interface PgRestoreResult {
   database: string;
   tables: number;
   bytes: number;
+  /** rows loaded per "schema.table", as the target's COPY reported them */
+  counts: Record<string, number>;
   warnings: string[];
 }
 
@@ -94,6 +96,7 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
   const loObjects = reader.restorePoint.objects.filter((o) => o.kind === 'large-object');
   const totalBytes = dataObjects.reduce((s, o) => s + o.size, 0);
   let bytes = 0;
+  const counts: Record<string, number> = {};
   const report = (phase: string) => opts.onProgress?.({ phase, bytes, totalBytes });
 
   const main = await connect(target, 'cosmos-backup restore');
@@ -130,7 +133,11 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
     }
     const queue = [...dataObjects].sort((a, b) => b.size - a.size);
     const load = async (client: pg.Client) => {
-      for (let o = queue.shift(); o; o = queue.shift()) await loadTable(reader, client, o, (n) => { bytes += n; report('data'); });
+      for (let o = queue.shift(); o; o = queue.shift()) {
+        const m = o.meta as { schema: string; table: string };
+        const rows = await loadTable(reader, client, o, (n) => { bytes += n; report('data'); });
+        counts[`${m.schema}.${m.table}`] = (counts[`${m.schema}.${m.table}`] ?? 0) + rows;
+      }
     };
     await Promise.all(conns.map(load));
 
@@ -150,7 +157,7 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
     const seq = sequenceValuesSql(doc);
     if (seq) await main.query(seq);
     report('done');
-    return { database: target.database, tables: dataObjects.length, bytes, warnings };
+    return { database: target.database, tables: dataObjects.length, bytes, counts, warnings };
   } catch (e) {
     const why = e instanceof CosmosBackupError ? e.message : (e as Error).message;
     throw new CosmosBackupError(e instanceof CosmosBackupError ? e.code : 'DATABASE_ERROR',
@@ -160,14 +167,17 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
   }
 }
 
-async function loadTable(reader: RestorePointReader, client: pg.Client, obj: ManifestObject, onBytes: (n: number) => void): Promise<void> {
+/** Loads one data object; returns the rows the server's COPY took. */
+async function loadTable(reader: RestorePointReader, client: pg.Client, obj: ManifestObject, onBytes: (n: number) => void): Promise<number> {
   const m = obj.meta as { schema: string; table: string; columns: string[] };
   const rel = `${quoteIdent(m.schema)}.${quoteIdent(m.table)}`;
   const sql = m.columns.length ? `COPY ${rel} (${m.columns.map(quoteIdent).join(', ')}) FROM STDIN` : `COPY ${rel} FROM STDIN`;
   const src = reader.openObject(obj);
   src.on('data', (c: Buffer) => onBytes(c.length));
   try {
-    await pipeline(src, client.query(copyFrom(sql)));
+    const copy = client.query(copyFrom(sql));
+    await pipeline(src, copy);
+    return copy.rowCount;
   } catch (e) {
     if (e instanceof CosmosBackupError) throw e;
     const err = e as { message?: string; code?: string };

@@ -85,7 +85,7 @@ export class InMemoryWorkers implements WorkerGateway {
     }
     const id = randomUUID();
     this.repos.repos.get(InMemoryRepositories.key(job.repository))?.points.add(id);
-    return { formatPointId: id, bytes: 1000 + this.started.length };
+    return { points: [{ database: job.databases[0] ?? 'citus', formatPointId: id, bytes: 1000 + this.started.length }], bytesRead: 5000, durationMs: 10, worker: 'fake-worker' };
   }
 
   async runRestore(job: RestoreJob) {
@@ -95,12 +95,12 @@ export class InMemoryWorkers implements WorkerGateway {
     if (this.mode === 'hang') {
       await new Promise<never>((_, reject) => job.signal.addEventListener('abort', () => reject(job.signal.reason), { once: true }));
     }
-    return { bytes: 4096 };
+    return { bytes: 4096, counts: { 'public.orders': 3 }, worker: 'fake-worker' };
   }
 
   async runArchive(job: ArchiveJob) {
     this.archived.push(job);
-    return { formatPointId: randomUUID(), bytes: 500 };
+    return { copiedBytes: 500, copiedChunks: 2, worker: 'fake-worker' };
   }
 }
 

@@ -676,6 +676,7 @@ export class Infra {
     vm.sandbox.killAll();
     vm.properties.provisioningState = 'Deleting';
     const { headers } = this.#lro(vm, 'Microsoft.Compute', query, () => {
+      this.retired.push({ name: vm.name, runs: this.runCommandHistory(vm.id), logs: vm.sandbox.logFiles() });
       this.resources.delete(low(id));
       vm.sandbox.remove();
       for (const n of vm.properties.networkProfile.networkInterfaces as { id: string; properties: { deleteOption?: string } }[]) {
@@ -796,6 +797,8 @@ export class Infra {
   }
 
   // ---------- control surface ----------
+  /** Deleted VMs: their Run Command history (scripts, outputs) and the text of their *.log files, kept for inspection. */
+  readonly retired: Array<{ name: string; runs: ReturnType<Infra['runCommandHistory']>; logs: Record<string, string> }> = [];
   crashVm(idOrName: string): void { this.findVm(idOrName).sandbox.killAll(); }
   vmProcesses(idOrName: string): VmProcess[] { return this.findVm(idOrName).sandbox.processes(); }
   runCommandHistory(idOrName: string) {

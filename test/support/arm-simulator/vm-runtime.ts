@@ -124,6 +124,22 @@ export class VmSandbox {
     return run;
   }
 
+  /** Every *.log file in the sandbox (relative path → text), e.g. a worker's log. */
+  logFiles(): Record<string, string> {
+    const out: Record<string, string> = {};
+    const walk = (dir: string) => {
+      let entries;
+      try { entries = readdirSync(dir, { withFileTypes: true }); } catch { return; }
+      for (const e of entries) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (e.name.endsWith('.log')) out[path.relative(this.root, p)] = readFileSync(p, 'utf8');
+      }
+    };
+    walk(this.root);
+    return out;
+  }
+
   stdout(run: ScriptRun): string { return tailFile(run.stdoutFile); }
   stderr(run: ScriptRun): string { return tailFile(run.stderrFile); }
 
