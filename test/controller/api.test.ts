@@ -179,7 +179,7 @@ test('policies: validation, CRUD, priority order, preview, run', async () => {
     archive: { repositoryId: archiveRepo.id, schedule: { monthly: { day: 'last', hour: 22, keepMonths: 12 } } },
   });
   assert.equal(p.status, 201, JSON.stringify(p.body));
-  assert.deepEqual(p.body.backup.credentials, [{ accountId: 'acc', username: 'backup', hasSecret: true }]);
+  assert.deepEqual(p.body.backup.credentials, [{ accountId: 'acc', username: 'backup', databases: [], sslmode: 'verify-full', hasSecret: true }]);
   assert.ok(!JSON.stringify(p.body).includes('db-password-7'));
   const second = await api.post('/policies', { name: 'second', serviceAccountId: sa.id, scope: { tags: [{ name: 'env', value: 'prod' }] } });
   assert.equal(second.status, 201);
