@@ -12,9 +12,10 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSy
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AGENT_BINARY_NAME, type AgentManifest } from '../shared/agent-manifest.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const BINARY_NAME = 'cosmos-backup-agent-linux-x64';
+export const BINARY_NAME = AGENT_BINARY_NAME;
 export const DIST = path.join(ROOT, 'dist');
 export const BINARY = path.join(DIST, BINARY_NAME);
 export const MANIFEST = `${BINARY}.json`;
@@ -35,16 +36,6 @@ export const OPTIONAL_EXTERNALS = [
 /** Inputs whose change means a rebuild. */
 const SOURCE_ROOTS = ['agent', 'shared', 'scripts/build-agent.ts', 'package.json', 'package-lock.json'];
 
-export interface AgentManifest {
-  name: string;
-  version: string;
-  commit: string;
-  size: number;
-  md5: { hex: string; base64: string };
-  sha256: string;
-  node: string;
-  builtAt: string;
-}
 
 function newestSource(p: string): number {
   const st = statSync(p, { throwIfNoEntry: false });

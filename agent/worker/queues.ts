@@ -6,6 +6,7 @@ import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { CosmosBackupError } from '../../shared/errors.ts';
 import type { QueueNames } from '../../shared/protocol/messages.ts';
 import { MESSAGE_MAX_AGE_SECONDS } from '../../shared/protocol/constants.ts';
+import { queueError as sharedQueueError, statusOf } from '../../shared/protocol/queue-errors.ts';
 
 export type QueueAuth =
   | { kind: 'connection-string'; connectionString: string }
@@ -21,18 +22,8 @@ export interface ReceivedMessage {
   messageText: string;
 }
 
-function statusOf(e: unknown): number | undefined {
-  return (e as { statusCode?: number }).statusCode;
-}
-
-/** Turns an SDK error into a typed one without echoing URLs (which may carry a SAS). */
-function queueError(what: string, e: unknown): CosmosBackupError {
-  const status = statusOf(e);
-  const code = (e as { code?: string }).code ?? '';
-  if (status === 401 || status === 403) return new CosmosBackupError('STORAGE_AUTH', `queue service refused ${what} (${status} ${code}): check the worker's queue credentials`, { cause: e });
-  if (status === 404) return new CosmosBackupError('NOT_FOUND', `queue not found for ${what} (${code}): the controller creates the worker's queues before launching it`, { cause: e });
-  return new CosmosBackupError('STORAGE_UNAVAILABLE', `queue service failed ${what}: ${status ?? ''} ${code || (e as Error).message}`.replace(/\?[^\s]*/g, ''), { cause: e, details: { transient: true } });
-}
+const HINTS = { auth: 'check the worker\'s queue credentials', notFound: 'the controller creates the worker\'s queues before launching it' };
+const queueError = (what: string, e: unknown) => sharedQueueError(what, e, HINTS);
 
 export async function queueServiceClient(auth: QueueAuth): Promise<QueueServiceClient> {
   const options = { retryOptions: { maxTries: 4, retryDelayInMs: 500, maxRetryDelayInMs: 5000 } };

@@ -210,8 +210,7 @@ export class SessionRunner {
         const earlier = await st.listRestorePoints(this.#db, { accountId: account.id, kind: 'repository', limit: 1 });
         const r = await this.#gw.workers.runBackup({
           sessionId: ctx.session.id, account, serviceAccount: sa, repository: repo,
-          credentials: credentials ? { username: credentials.username, password: credentials.password, sslmode: credentials.sslmode } : null,
-          databases: credentials?.databases ?? [], tags: flags, sizeHint: null, firstBackup: earlier.length === 0,
+          credentials, databases: credentials?.databases ?? [], tags: flags, sizeHint: null, firstBackup: earlier.length === 0,
           workerConfiguration: (await cfg.workerConfigurationFor(this.#db, account.region)) ?? null,
           signal: ctx.signal, log: (m) => void ctx.log('info', `${account.name}: ${m}`).catch(() => {}),
         });
@@ -444,8 +443,7 @@ export class SessionRunner {
       const r = await this.#gw.workers.runRestore({
         sessionId: ctx.session.id, formatPointId: point.formatPointId, sourceAccountId: point.accountId, sourceAccountName: point.accountName,
         pointCreatedAt: new Date(point.createdAt), target: { account: target, databaseName: p.databaseName, subset: p.subset },
-        serviceAccount: sa, repository: repo, credentials: credentials ? { username: credentials.username, password: credentials.password, ...(credentials.sslmode ? { sslmode: credentials.sslmode } : {}) } : null,
-        sourceDatabase: point.databaseName,
+        serviceAccount: sa, repository: repo, credentials, sourceDatabase: point.databaseName,
         workerConfiguration: (await cfg.workerConfigurationFor(this.#db, target.region)) ?? null,
         signal: ctx.signal, log: (m) => void ctx.log('info', `${target.name}: ${m}`).catch(() => {}),
       });

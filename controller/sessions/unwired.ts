@@ -1,6 +1,6 @@
-// Gateways for a controller started before the Azure and worker layers are wired in (main.ts
-// replaces `repositories` with the real StorageRepositories): configuration and the API work; any
-// session that needs a missing layer fails with this one clear line.
+// Placeholders for the gateways a caller does not supply (main.ts supplies the real cloud and
+// repositories, and startController's `workers` option the worker layer): configuration and the
+// API work; a session that needs a missing layer fails with this one clear line.
 import { CosmosBackupError } from '../../shared/errors.ts';
 import type { Gateways } from './gateways.ts';
 

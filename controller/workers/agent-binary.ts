@@ -7,13 +7,12 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { BlobSASPermissions, BlobServiceClient, SASProtocol, StorageSharedKeyCredential, generateBlobSASQueryParameters } from '@azure/storage-blob';
 import { CosmosBackupError } from '../../shared/errors.ts';
+import { AGENT_BINARY_NAME, type AgentManifest } from '../../shared/agent-manifest.ts';
 
-export const AGENT_BINARY_NAME = 'cosmos-backup-agent-linux-x64';
 export const AGENT_CONTAINER = 'cosmos-backup-agent';
 /** Agent download links live less than an hour. */
 export const AGENT_SAS_MINUTES = 50;
 
-export interface AgentManifest { name: string; version: string; commit: string; size: number; md5: { hex: string; base64: string }; sha256: string; node: string; builtAt: string }
 export interface AgentBinary { file: string; manifest: AgentManifest }
 
 /** The built agent (dist/ by default; COSMOS_BACKUP_AGENT_DIR elsewhere). */

@@ -236,6 +236,15 @@ export async function ensureRegionalStorage(c: InfraClients, p: Placement, opts:
     }, c.pollOptions), `${doing}: creating`);
     created = true;
   }
+  return { ...await storageAccess(c, account), created };
+}
+
+/** Endpoints and key of a storage account (a regional one, or one recorded by its ARM id). */
+export async function storageAccess(c: InfraClients, account: StorageAccount | string): Promise<Omit<RegionalStorage, 'created'>> {
+  if (typeof account === 'string') {
+    const id = account;
+    account = await arm(() => c.storage.storageAccounts.getProperties(rgOf(id), id.split('/').pop()!), `storage account ${id}`);
+  }
   const name = account.name!;
   const rg = rgOf(account.id!);
   const blob = account.primaryEndpoints?.blob;
@@ -245,10 +254,7 @@ export async function ensureRegionalStorage(c: InfraClients, p: Placement, opts:
   const accountKey = keys.keys?.find((k) => k.value)?.value;
   if (!accountKey) throw new CosmosBackupError('STORAGE_AUTH', `storage account ${name} (${rg}): listKeys returned no key (is shared key access disabled?)`);
   const blobEndpoint = blob.replace(/\/+$/, '');
-  return {
-    name, id: account.id!, blobEndpoint, queueEndpoint: queue.replace(/\/+$/, ''), accountKey,
-    sharedKeyAccountName: sharedKeyName(blobEndpoint, name), created,
-  };
+  return { name, id: account.id!, blobEndpoint, queueEndpoint: queue.replace(/\/+$/, ''), accountKey, sharedKeyAccountName: sharedKeyName(blobEndpoint, name) };
 }
 
 // ---------- private endpoints ----------

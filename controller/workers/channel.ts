@@ -19,6 +19,7 @@ import {
   type CommandBody, type QueueNames, type REJECT_FAULTS, type Reply, type ReplyOf, type Result,
 } from '../../shared/protocol/messages.ts';
 import { encodePoisonMessage } from '../../shared/protocol/poison.ts';
+import { queueError as sharedQueueError, statusOf } from '../../shared/protocol/queue-errors.ts';
 import { containsSecretText, redactString } from '../../shared/protocol/redact.ts';
 
 export interface WorkerTimings {
@@ -125,19 +126,7 @@ type RejectFault = (typeof REJECT_FAULTS)[number];
 const MAX_RESEALS = 2;
 const REPLY_VISIBILITY_SECONDS = 30;
 
-function statusOf(e: unknown): number | undefined {
-  return (e as { statusCode?: number }).statusCode;
-}
-
-/** An SDK error as a typed one, without URLs (a SAS could ride in a query string). */
-function queueError(what: string, e: unknown): CosmosBackupError {
-  const status = statusOf(e);
-  const code = (e as { code?: string }).code ?? '';
-  const text = redactString(`${status ?? ''} ${code || humanMessage(e)}`.replace(/\?\S*/g, '').trim());
-  if (status === 401 || status === 403) return new CosmosBackupError('STORAGE_AUTH', `queue service refused ${what} (${text}): check the controller's queue credentials`, { cause: e });
-  if (status === 404) return new CosmosBackupError('NOT_FOUND', `queue not found when ${what} (${text})`, { cause: e });
-  return new CosmosBackupError('STORAGE_UNAVAILABLE', `queue service failed ${what}: ${text}`, { cause: e, details: { transient: true } });
-}
+const queueError = (what: string, e: unknown) => sharedQueueError(what, e, { auth: 'check the controller\'s queue credentials' });
 
 /** A reason that may travel in a command: one redacted line. */
 function plainLine(s: string, max: number): string {

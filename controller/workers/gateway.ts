@@ -4,10 +4,11 @@
 import { randomUUID } from 'node:crypto';
 import { CosmosBackupError, humanMessage } from '../../shared/errors.ts';
 import { sealField } from '../../shared/protocol/auth.ts';
-import type { CommandBody, Repository as RepoRef } from '../../shared/protocol/messages.ts';
+import { ACCESS_TIERS, type CommandBody, type Repository as RepoRef } from '../../shared/protocol/messages.ts';
 import type { Queryable } from '../db/db.ts';
 import * as cfg from '../db/config-store.ts';
 import type { AzureCloudGateway } from '../azure/gateway.ts';
+import type { AzureClients } from '../azure/clients.ts';
 import { databaseEndpoint, type DatabaseEndpoint } from '../azure/endpoints.ts';
 import type { ArchiveJob, ArchiveResult, BackupJob, BackupResult, JobContext, RestoreJob, RestoreResult, WorkerGateway } from '../sessions/gateways.ts';
 import type { ServiceAccountCredentials } from '../db/config-store.ts';
@@ -59,7 +60,7 @@ export class AzureWorkers implements WorkerGateway {
     const grant = await grantRepository(job.repository, { hours: this.#settings.maxLifetimeMs / 3_600_000, credential: clients.credential });
     const databases = job.databases.length ? job.databases : ep.engine === 'postgres' ? ['citus'] : [];
     const profile = chooseProfile({ purpose: 'backup', sizeBytes: job.sizeHint, firstBackup: job.firstBackup, configured: job.workerConfiguration?.profile });
-    const { result, worker } = await this.#run(job, job.serviceAccount, job.account, 'backup', profile, (id, pub) => ({
+    const { result, worker } = await this.#run(job, job.serviceAccount, clients, job.account, 'backup', profile, (id, pub) => ({
       kind: 'backup', jobId: `${job.sessionId}/${job.account.name}`.slice(0, 128), engine: ep.engine,
       source: { ...endpointField(id, 'source', ep, pub), databases },
       repository: sealRepo(id, 'repository', grant, pub),
@@ -81,8 +82,8 @@ export class AzureWorkers implements WorkerGateway {
     const hours = this.#settings.maxLifetimeMs / 3_600_000;
     const from = await grantRepository(job.source, { hours, credential: clients.credential });
     const to = await grantRepository(job.target, { hours, credential: clients.credential });
-    const tier = job.accessTier && ['Hot', 'Cool', 'Cold', 'Archive'].includes(job.accessTier) ? job.accessTier as 'Hot' | 'Cool' | 'Cold' | 'Archive' : undefined;
-    const { result, worker } = await this.#run(job, job.serviceAccount, job.account, 'archive', 'archive', (id, pub) => ({
+    const tier = ACCESS_TIERS.find((t) => t === job.accessTier);
+    const { result, worker } = await this.#run(job, job.serviceAccount, clients, job.account, 'archive', 'archive', (id, pub) => ({
       kind: 'copy', jobId: `${job.sessionId}/${job.account.name}`.slice(0, 128), restorePointIds: job.formatPointIds,
       from: sealRepo(id, 'from', from, pub), to: sealRepo(id, 'to', to, pub), ...(tier ? { accessTier: tier } : {}),
     }));
@@ -98,7 +99,7 @@ export class AzureWorkers implements WorkerGateway {
     const grant = await grantRepository(job.repository, { hours: this.#settings.maxLifetimeMs / 3_600_000, credential: clients.credential });
     const profile = chooseProfile({ purpose: 'restore', sizeBytes: null, configured: job.workerConfiguration?.profile });
     const source = job.sourceDatabase;
-    const { result, worker } = await this.#run(job, job.serviceAccount, job.target.account, 'restore', profile, (id, pub) => ({
+    const { result, worker } = await this.#run(job, job.serviceAccount, clients, job.target.account, 'restore', profile, (id, pub) => ({
       kind: 'restore', jobId: `${job.sessionId}/${job.target.account.name}`.slice(0, 128), engine: ep.engine, restorePointId: job.formatPointId,
       repository: sealRepo(id, 'repository', grant, pub), target: endpointField(id, 'target', ep, pub),
       options: { ...(source ? { databaseMap: { [source]: job.target.databaseName } } : {}), parallel: 2 },
@@ -107,9 +108,8 @@ export class AzureWorkers implements WorkerGateway {
   }
 
   /** Runs one command on a worker of the account's region; replaces a lost worker and re-sends. */
-  async #run(job: JobContext, sa: ServiceAccountCredentials, account: CloudAccount, purpose: WorkPurpose, profile: cfg.WorkerProfile,
+  async #run(job: JobContext, sa: ServiceAccountCredentials, clients: AzureClients, account: CloudAccount, purpose: WorkPurpose, profile: cfg.WorkerProfile,
     build: (id: string, publicKey: string) => CommandBody): Promise<{ result: CompletedResult; worker: string }> {
-    const clients = await this.#cloud.clients(sa);
     const settings = await cfg.getSettings(this.#db);
     const privateNetwork = settings.privateNetwork || Boolean(job.workerConfiguration?.privateNetwork);
     const commandId = randomUUID();

@@ -13,7 +13,7 @@ import type { WorkerConfiguration, WorkerProfile } from '../db/config-store.ts';
 import type { AzureSettings } from '../azure/settings.ts';
 import {
   CONTROLLER_TAG, createWorkerVm, deleteWorkerVm, ensurePrivateEndpoints, ensureRegionalStorage, ensureResourceGroup, ensureWorkerNetwork,
-  infraClients, runScript, runScriptOutput, type InfraClients, type Placement, type RegionalStorage,
+  infraClients, runScript, runScriptOutput, storageAccess, type InfraClients, type Placement, type RegionalStorage,
 } from './azure-infra.ts';
 import { agentDownloadUrl, ensureAgentBlob, loadAgentBinary, type AgentBinary } from './agent-binary.ts';
 import { WorkerChannel } from './channel.ts';
@@ -289,14 +289,8 @@ export class WorkerPool {
         const c = infraClients(await credentialFor(r.service_account_id), r.subscription_id, this.#o.azure);
         const p: Placement = { subscriptionId: r.subscription_id, resourceGroup: r.resource_group, region: r.region, controllerId: this.#o.controllerId };
         await deleteWorkerVm(c, p, r.vm_name);
-        const accountName = String(r.queue_storage_id).split('/').pop()!;
-        const rg = /resourceGroups\/([^/]+)/i.exec(r.queue_storage_id)?.[1] ?? r.resource_group;
-        const keys = await c.storage.storageAccounts.listKeys(rg, accountName);
-        const props = await c.storage.storageAccounts.getProperties(rg, accountName);
-        const endpoint = props.primaryEndpoints!.queue!.replace(/\/+$/, '');
-        const host = new URL(endpoint).hostname;
-        const keyName = /^(\d+\.){3}\d+$|^localhost$/.test(host) ? new URL(endpoint).pathname.split('/')[1]! : accountName;
-        const qs = new QueueServiceClient(endpoint, new QueueKeyCredential(keyName, keys.keys![0]!.value!));
+        const q = await storageAccess(c, String(r.queue_storage_id));
+        const qs = new QueueServiceClient(q.queueEndpoint, new QueueKeyCredential(q.sharedKeyAccountName, q.accountKey));
         await new WorkerChannel({ queues: qs, workerId: r.id, macKey: generateMacKey() }).deleteQueues();
         await this.#o.db.query('DELETE FROM workers WHERE id = $1', [r.id]);
         this.#log(`removed worker ${r.vm_name} left by an earlier run`);

@@ -53,7 +53,7 @@ test('restore: a restore point goes into a new database on its own account, with
   assert.equal(job.formatPointId, point.formatPointId);
   assert.equal(job.target.databaseName, 'orders_restored');
   assert.deepEqual(job.target.subset, ['public.orders', 'public.customers']);
-  assert.deepEqual(job.credentials, { username: 'backup', password: DB_PASSWORD, sslmode: 'verify-full' });
+  assert.deepEqual(job.credentials, { username: 'backup', password: DB_PASSWORD, databases: [], sslmode: 'verify-full' });
   assert.equal(job.repository.password, 'repo-password-1');
 });
 

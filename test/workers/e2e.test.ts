@@ -125,8 +125,8 @@ async function mongoHashes(db: string): Promise<Record<string, string>> {
   } finally { await m.close(); }
 }
 
-const vms = () => sim.infra.resources.size ? [...sim.infra.resources.values()].filter((r) => r.type === 'Microsoft.Compute/virtualMachines') : [];
 const ofType = (t: string) => [...sim.infra.resources.values()].filter((r) => r.type === t);
+const vms = () => ofType('Microsoft.Compute/virtualMachines');
 
 async function workerQueues(): Promise<string[]> {
   const qs = QueueServiceClient.fromConnectionString(az.connectionString);
