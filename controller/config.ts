@@ -17,11 +17,14 @@ export interface ControllerConfig {
   masterKeyFile: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   missedRunWindowMinutes: number;
+  /** how often a restore from the Archive tier looks at its rehydration (Azure takes hours) */
+  retrievalPollSeconds: number;
 }
 
 const Port = z.coerce.number().int().min(0).max(65535);
 const Level = z.enum(['debug', 'info', 'warn', 'error']);
 const Minutes = z.coerce.number().int().min(0).max(7 * 24 * 60);
+const Seconds = z.coerce.number().int().min(1).max(24 * 3600);
 const PgUrl = z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// or postgresql:// URL');
 
 const FileSchema = z.object({
@@ -32,6 +35,7 @@ const FileSchema = z.object({
   masterKeyFile: z.string().min(1).optional(),
   logLevel: Level.optional(),
   missedRunWindowMinutes: Minutes.optional(),
+  retrievalPollSeconds: Seconds.optional(),
 }).strict();
 
 const ENV = {
@@ -43,6 +47,7 @@ const ENV = {
   COSMOS_BACKUP_MASTER_KEY_FILE: ['masterKeyFile', z.string().min(1)],
   COSMOS_BACKUP_LOG_LEVEL: ['logLevel', Level],
   COSMOS_BACKUP_MISSED_RUN_WINDOW_MINUTES: ['missedRunWindowMinutes', Minutes],
+  COSMOS_BACKUP_RETRIEVAL_POLL_SECONDS: ['retrievalPollSeconds', Seconds],
 } as const;
 
 export class ConfigError extends CosmosBackupError {
@@ -91,5 +96,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     masterKeyFile: path.resolve(cwd, merged.masterKeyFile ?? path.join(dataDir, 'master.key')),
     logLevel: merged.logLevel ?? 'info',
     missedRunWindowMinutes: merged.missedRunWindowMinutes ?? 240,
+    retrievalPollSeconds: merged.retrievalPollSeconds ?? 600,
   };
 }

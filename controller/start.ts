@@ -120,11 +120,11 @@ export async function startController(opts: StartOptions): Promise<Controller> {
     }
   }
   const gateways = workers ? { ...opts.gateways, workers: workers.gateway } : opts.gateways;
-  const runner = new SessionRunner({ db, box, gateways, logger });
+  const runner = new SessionRunner({ db, box, gateways, logger, retrievalPollMs: opts.config.retrievalPollSeconds * 1000 });
   const scheduler = new Scheduler({ db, runner, logger, missedRunWindowMinutes: opts.config.missedRunWindowMinutes });
   const recovered = await scheduler.start();
   const app = createApi({
-    db, box, runner, repositories: gateways.repositories, logger, version: VERSION,
+    db, box, runner, repositories: gateways.repositories, workers: gateways.workers, logger, version: VERSION,
     onPoliciesChanged: () => scheduler.reload(),
     onSettingsChanged: () => scheduler.reloadReport(),
   });

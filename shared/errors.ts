@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'DATABASE_PERMISSION'
   | 'DATABASE_ERROR'
   | 'TARGET_NOT_EMPTY'
+  /** the object sits in the Archive access tier and must be rehydrated before it can be read */
+  | 'DATA_ARCHIVED'
   | 'ABORTED'
   | 'UNAUTHENTICATED'
   | 'INTERNAL';

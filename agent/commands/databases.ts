@@ -128,24 +128,30 @@ export function registerDatabaseCommands(program: Command): void {
     .option('--clean', 'PostgreSQL: drop and re-create the target database if it exists and is not empty')
     .option('--drop', 'MongoDB: drop target collections and views that exist (otherwise non-empty ones are refused)')
     .option('--database-map <old:new>', 'MongoDB: restore database OLD under the name NEW (repeatable)', collect)
+    .option('--table <schema.table>', 'PostgreSQL: restore only this table, view or materialized view (repeatable; with what it needs)', collect)
+    .option('--schema <name>', 'PostgreSQL: restore only the tables of this schema (repeatable; with what they need)', collect)
+    .option('--collection <name>', 'MongoDB: restore only this collection or view (repeatable)', collect)
     .option('--no-owner', 'do not restore object owners')
     .option('--no-privileges', 'do not restore grants')
-    .action(async (id: string, o: CommonOpts & { target: string; database?: string; clean?: boolean; drop?: boolean; databaseMap?: string[]; owner: boolean; privileges: boolean }) => {
+    .action(async (id: string, o: CommonOpts & { target: string; database?: string; clean?: boolean; drop?: boolean; databaseMap?: string[]; table?: string[]; schema?: string[]; collection?: string[]; owner: boolean; privileges: boolean }) => {
       const repo = await openRepo(repoOpts(o));
       const rp = await repo.loadRestorePoint(id);
       if (rp.engine === 'mongodb') {
         if (o.clean) throw new CosmosBackupError('INVALID_ARGUMENT', '--clean is for PostgreSQL restore points; for MongoDB use --drop');
+        if (o.table?.length || o.schema?.length) throw new CosmosBackupError('INVALID_ARGUMENT', '--table and --schema are for PostgreSQL restore points; for MongoDB use --collection NAME');
         await restoreMongoCommand(repo, rp, o);
         return;
       }
       if (rp.engine !== 'postgres') throw new CosmosBackupError('INVALID_ARGUMENT', `restore point ${rp.id.slice(0, 12)} is a ${rp.engine} backup, which this agent cannot restore`);
       if (o.drop || o.databaseMap?.length) throw new CosmosBackupError('INVALID_ARGUMENT', '--drop and --database-map are for MongoDB restore points; for PostgreSQL use --clean and --database');
+      if (o.collection?.length) throw new CosmosBackupError('INVALID_ARGUMENT', '--collection is for MongoDB restore points; for PostgreSQL use --table SCHEMA.TABLE or --schema NAME');
+      const subset = o.table?.length || o.schema?.length ? { tables: o.table ?? [], schemas: o.schema ?? [] } : undefined;
       const base = (await import('../engines/postgres/connection.ts')).resolveTarget(o.target, { passwordEnv: o.passwordEnv });
       const target = o.database ? (await import('../engines/postgres/connection.ts')).withDatabase(base, o.database) : base;
       const bar = progressBar(`restore ${target.database}`);
       const started = Date.now();
       const res = await (await import('../engines/postgres/restore.ts')).restorePostgres(repo, rp.id, target, {
-        parallel: parallelOf(o), clean: !!o.clean, noOwner: !o.owner, noPrivileges: !o.privileges,
+        parallel: parallelOf(o), clean: !!o.clean, noOwner: !o.owner, noPrivileges: !o.privileges, subset,
         onWarning: (m) => say(`warning: ${m}`),
         onProgress: (p) => bar.update(p.bytes, p.totalBytes, p.phase),
       }).finally(() => bar.stop());
@@ -189,7 +195,7 @@ export function registerDatabaseCommands(program: Command): void {
     });
 }
 
-async function restoreMongoCommand(repo: Repository, rp: RestorePoint, o: CommonOpts & { target: string; database?: string; drop?: boolean; databaseMap?: string[] }): Promise<void> {
+async function restoreMongoCommand(repo: Repository, rp: RestorePoint, o: CommonOpts & { target: string; database?: string; drop?: boolean; databaseMap?: string[]; collection?: string[] }): Promise<void> {
   const parallel = parallelOf(o);
   const dbName = (await import('../engines/mongodb/selection.ts')).targetDatabase(rp.database, (await import('../engines/mongodb/selection.ts')).parseDatabaseMap(o.databaseMap), o.database);
   const target = (await import('../engines/mongodb/connection.ts')).resolveMongoTarget(o.target, { passwordEnv: o.passwordEnv });
@@ -198,7 +204,7 @@ async function restoreMongoCommand(repo: Repository, rp: RestorePoint, o: Common
     const bar = progressBar(`restore ${dbName}`);
     const started = Date.now();
     const res = await (await import('../engines/mongodb/restore.ts')).restoreMongo(repo, rp.id, client, target, {
-      database: dbName, drop: !!o.drop, parallel,
+      database: dbName, drop: !!o.drop, parallel, collections: o.collection?.length ? o.collection : undefined,
       onWarning: (m) => say(`warning: ${m}`),
       onProgress: (p) => bar.update(p.bytes, p.totalBytes, p.phase),
     }).finally(() => bar.stop());

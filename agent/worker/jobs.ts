@@ -14,6 +14,7 @@ import { verifyRepository } from '../../shared/repository/verify.ts';
 import { backupPostgres } from '../engines/postgres/backup.ts';
 import { restorePostgres } from '../engines/postgres/restore.ts';
 import { exportPostgresSql } from '../engines/postgres/export.ts';
+import { exportMongodumpArchive } from '../engines/mongodb/export.ts';
 import { connect } from '../engines/postgres/connection.ts';
 import { openCommandRepository, pgTarget, type Secrets } from './access.ts';
 import type { ProgressSample } from './progress.ts';
@@ -67,7 +68,7 @@ async function runBackup(cmd: CommandOf<'backup'>, ctx: JobContext): Promise<Res
   if (cmd.engine === 'mongodb') return runMongoBackup(cmd, repo, ctx);
   const databases = cmd.source.databases.length ? cmd.source.databases : await listPgDatabases(cmd, ctx);
   if (databases.length === 0) throw new CosmosBackupError('NOT_FOUND', `no user databases on ${cmd.source.host}:${cmd.source.port}`);
-  const points: Array<{ database: string; restorePointId: string }> = [];
+  const points: Array<{ database: string; restorePointId: string; bytesStored: number }> = [];
   const totals = { bytesRead: 0, bytesStored: 0, objects: 0, chunks: 0, newChunks: 0 };
   for (const db of databases) {
     checkAborted(ctx.signal);
@@ -79,7 +80,7 @@ async function runBackup(cmd: CommandOf<'backup'>, ctx: JobContext): Promise<Res
         bytesTotal: before.bytesRead + Math.max(p.totalEstimate, p.bytesRead), bytesStored: before.bytesStored + p.bytesStored,
       }),
     });
-    points.push({ database: db, restorePointId: rp.id });
+    points.push({ database: db, restorePointId: rp.id, bytesStored: rp.stats.storedBytes });
     totals.bytesRead += rp.stats.bytes;
     totals.bytesStored += rp.stats.storedBytes;
     totals.objects += rp.stats.objects;
@@ -99,11 +100,17 @@ async function runRestore(cmd: CommandOf<'restore'>, ctx: JobContext): Promise<R
   const repo = await openCommandRepository(cmd.repository, 'repository', ctx.secrets, ctx.signal);
   const rp = await repo.loadRestorePoint(cmd.restorePointId);
   if (rp.engine !== cmd.engine) throw new CosmosBackupError('INVALID_ARGUMENT', `restore point ${rp.id.slice(0, 12)} is a ${rp.engine} backup, not a ${cmd.engine} one`);
-  if (cmd.options.subset) throw new CosmosBackupError('INVALID_ARGUMENT', 'restoring a subset is not supported from the worker yet');
+  const subset = cmd.options.subset;
+  if (subset?.ref) throw new CosmosBackupError('INVALID_ARGUMENT', 'a subset given by reference is not supported: list the tables or collections in the command');
+  if (subset?.databases && !subset.databases.includes(rp.database)) {
+    throw new CosmosBackupError('INVALID_ARGUMENT', `restore point ${rp.id.slice(0, 12)} holds database "${rp.database}", which the subset leaves out`);
+  }
   const database = cmd.options.databaseMap?.[rp.database] ?? rp.database;
   if (cmd.engine === 'mongodb') return runMongoRestore(cmd, repo, database, ctx);
+  if (subset?.collections?.length) throw new CosmosBackupError('INVALID_ARGUMENT', 'collections are a MongoDB subset; name tables or schemas for a PostgreSQL restore point');
+  const pgSubset = subset?.tables?.length || subset?.schemas?.length ? { tables: subset.tables, schemas: subset.schemas } : undefined;
   const res = await restorePostgres(repo, rp.id, pgTarget(cmd.target, 'target', ctx.secrets, database), {
-    parallel: cmd.options.parallel, clean: cmd.options.clean, noOwner: cmd.options.noOwner, noPrivileges: cmd.options.noPrivileges,
+    parallel: cmd.options.parallel, ...(pgSubset ? { subset: pgSubset } : {}), clean: cmd.options.clean, noOwner: cmd.options.noOwner, noPrivileges: cmd.options.noPrivileges,
     onWarning: (m) => ctx.log('restore warning', { warning: m }),
     onProgress: (p) => ctx.onProgress({ phase: p.phase.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 40) || 'data', bytes: p.bytes, bytesTotal: p.totalBytes, objects: 0 }),
   });
@@ -145,12 +152,16 @@ async function runVerify(cmd: CommandOf<'verify'>, ctx: JobContext): Promise<Res
   };
 }
 
+const EXPORT_FORMATS = { sql: { engine: 'postgres', contentType: 'application/sql' }, mongodump: { engine: 'mongodb', contentType: 'application/gzip' } } as const;
+
 async function runExport(cmd: CommandOf<'export'>, ctx: JobContext): Promise<Result> {
   const started = Date.now();
-  if (cmd.format !== 'sql') throw new CosmosBackupError('INVALID_ARGUMENT', `export format ${cmd.format} is not available yet`);
   const repo = await openCommandRepository(cmd.repository, 'repository', ctx.secrets, ctx.signal);
   const reader = await openRestorePoint(repo, cmd.restorePointId);
-  if (reader.restorePoint.engine !== 'postgres') throw new CosmosBackupError('INVALID_ARGUMENT', `--format sql exports PostgreSQL restore points; ${reader.restorePoint.id.slice(0, 12)} is ${reader.restorePoint.engine}`);
+  const fmt = EXPORT_FORMATS[cmd.format];
+  if (reader.restorePoint.engine !== fmt.engine) {
+    throw new CosmosBackupError('INVALID_ARGUMENT', `export format ${cmd.format} is for ${fmt.engine} restore points; ${reader.restorePoint.id.slice(0, 12)} is ${reader.restorePoint.engine}`);
+  }
   const dest = cmd.destination;
   let blob: BlockBlobClient;
   if (dest.access === 'sas') {
@@ -172,12 +183,13 @@ async function runExport(cmd: CommandOf<'export'>, ctx: JobContext): Promise<Res
     },
   });
   const body = new PassThrough();
-  const upload = blob.uploadStream(counter, 4 * 1024 * 1024, 2, { abortSignal: ctx.signal, blobHTTPHeaders: { blobContentType: 'application/sql' } });
+  const upload = blob.uploadStream(counter, 4 * 1024 * 1024, 2, { abortSignal: ctx.signal, blobHTTPHeaders: { blobContentType: fmt.contentType } });
   upload.catch(() => undefined);
   const piping = pipeline(body, counter);
   piping.catch(() => undefined);
   try {
-    await exportPostgresSql(reader, body);
+    if (cmd.format === 'sql') await exportPostgresSql(reader, body);
+    else await exportMongodumpArchive(reader, body);
     body.end();
     await piping;
     await upload;

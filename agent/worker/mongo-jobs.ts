@@ -40,7 +40,7 @@ export async function runMongoBackup(cmd: CommandOf<'backup'>, repo: Repository,
     const dbs = selectDatabases(cmd.source.databases, cmd.source.collections ?? [])
       ?? (await listUserDatabases(client)).map((database) => ({ database, collections: undefined as string[] | undefined }));
     if (!dbs.length) throw new CosmosBackupError('NOT_FOUND', `MongoDB at ${target.label} has no user databases to back up`);
-    const points: Array<{ database: string; restorePointId: string }> = [];
+    const points: Array<{ database: string; restorePointId: string; bytesStored: number }> = [];
     const totals = { bytesRead: 0, bytesStored: 0, objects: 0, chunks: 0, newChunks: 0, documents: 0 };
     for (const sel of dbs) {
       if (ctx.signal.aborted) throw new CosmosBackupError('ABORTED', 'the job was aborted', { cause: ctx.signal.reason });
@@ -53,7 +53,7 @@ export async function runMongoBackup(cmd: CommandOf<'backup'>, repo: Repository,
         }),
       });
       const rp = r.restorePoint;
-      points.push({ database: sel.database, restorePointId: rp.id });
+      points.push({ database: sel.database, restorePointId: rp.id, bytesStored: rp.stats.storedBytes });
       totals.bytesRead += rp.stats.bytes;
       totals.bytesStored += rp.stats.storedBytes;
       totals.objects += rp.stats.objects;
@@ -76,8 +76,10 @@ export async function runMongoRestore(cmd: CommandOf<'restore'>, repo: Repositor
   const { target, extra } = mongoTarget(cmd.target, 'target', ctx.secrets);
   const client = await connectMongo(target, extra);
   try {
+    const subset = cmd.options.subset;
+    if (subset?.tables?.length || subset?.schemas?.length) throw new CosmosBackupError('INVALID_ARGUMENT', 'tables and schemas are a PostgreSQL subset; name collections for a MongoDB restore point');
     const r = await restoreMongo(repo, cmd.restorePointId, client, target, {
-      database, drop: cmd.options.clean, parallel: cmd.options.parallel,
+      database, drop: cmd.options.clean, parallel: cmd.options.parallel, ...(subset?.collections?.length ? { collections: subset.collections } : {}),
       onWarning: (m) => ctx.log('restore warning', { warning: m }),
       onProgress: (p) => ctx.onProgress({ phase: p.phase.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 40) || 'data', bytes: p.bytes, bytesTotal: p.totalBytes, objects: 0 }),
     });

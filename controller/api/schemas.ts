@@ -156,7 +156,17 @@ export const Preview = z.object({
 }).openapi('RetentionPreview');
 
 // ---- sessions and restore points ----
-const SessionType = z.enum(['backup', 'archive', 'restore', 'configuration', 'retention', 'cleanup', 'report']);
+const SessionType = z.enum(['backup', 'archive', 'restore', 'export', 'configuration', 'retention', 'cleanup', 'report']);
+export const Retrieval = z.object({
+  state: z.enum(['online', 'archived', 'rehydrating', 'ready']).openapi({ description: 'online: nothing needed is archived; archived: packs wait in the Archive tier, no rehydration started; rehydrating: Azure is rehydrating them; ready: all rehydrated' }),
+  packs: z.number().openapi({ description: 'packs the restore point needs (as far as known: data packs are known once the chunk lists are readable)' }),
+  archived: z.number(), rehydrating: z.number(),
+}).openapi('DataRetrieval');
+const ExportFileSchema = z.object({
+  fileName: z.string(), format: z.enum(['sql', 'mongodump']), size: z.number(), sha256: z.string(),
+  expiresAt: z.string().openapi({ description: 'the file is deleted after this' }),
+  subscriptionId: z.string(), storageAccountId: z.string(), container: z.string(), blob: z.string(),
+}).openapi('ExportFile');
 const SessionState = z.enum(['running', 'success', 'warning', 'failed']);
 export const Session = z.object({
   id: z.string(), type: SessionType, state: SessionState, policyId: z.string().nullable(), trigger: z.enum(['schedule', 'manual', 'missed', 'system']),
@@ -168,6 +178,8 @@ export const Session = z.object({
     bytesRead: z.number().optional().openapi({ description: 'bytes read from the database' }),
     durationMs: z.number().optional(), worker: z.string().optional().openapi({ description: 'the worker that did the work' }),
     counts: z.record(z.string(), z.number()).optional().openapi({ description: 'restores: rows or documents per table or collection on the target (the fidelity check)' }),
+    retrieval: Retrieval.optional().openapi({ description: 'restores and exports of Archive-tier points: the data retrieval (rehydration) status' }),
+    export: ExportFileSchema.optional().openapi({ description: 'exports: the file written; POST /sessions/{id}/download-link gives a link to it' }),
   })),
   error: z.string().nullable(), interrupted: z.boolean(),
   params: z.record(z.string(), z.unknown()).nullable().openapi({ description: 'what the session was asked to do, e.g. a restore\'s point, target and subset (never secrets)' }),
@@ -193,7 +205,8 @@ export const RestoreRequest = z.object({
   targetAccountId: z.string().min(1).optional().openapi({ description: 'ARM id of the Cosmos DB account (PostgreSQL cluster or MongoDB account) to restore into; default: the account the restore point was taken from' }),
   databaseName: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}$/, 'a new database name: a letter or "_", then up to 62 letters, digits, "_" or "-"')
     .openapi({ description: 'the database to create; restores never write into an existing database' }),
-  subset: z.array(z.string().min(1).max(300)).max(1000).default([]).openapi({ description: 'only these tables ("schema.table") or collections; empty = everything' }),
+  subset: z.array(z.string().min(1).max(300)).max(1000).default([]).openapi({ description: 'PostgreSQL: tables ("schema.table", or "table" in public) and whole schemas ("schema.*"); MongoDB: collection names. Empty = everything' }),
+  rehydratePriority: z.enum(['Standard', 'High']).default('Standard').openapi({ description: 'Archive-tier points: Azure rehydrates their data first, within 15 hours (Standard) or about one (High, costlier)' }),
   serviceAccountId: z.string().min(1).optional().openapi({ description: 'service account that reaches the target; default: the restore point\'s policy\'s' }),
   credentials: z.object({ username: z.string().min(1).max(200), password: z.string().min(1).max(1000), sslmode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']).optional() }).optional()
     .openapi({ description: 'database login on the target (PostgreSQL); write-only, used for this restore only and never stored; default: the policy\'s login for that account' }),
@@ -240,3 +253,15 @@ export const Settings = z.object({
     dailyReport: z.object({ enabled: z.boolean(), time: z.string(), timeZone: z.string() }),
   }).nullable(),
 }).openapi('Settings');
+
+export const ExportRequest = z.object({
+  format: z.enum(['sql', 'mongodump']).optional().openapi({ description: 'sql (PostgreSQL: a plain script psql loads) or mongodump (MongoDB: a .tar.gz mongorestore reads); default by the account\'s engine' }),
+  serviceAccountId: z.string().min(1).optional().openapi({ description: 'default: the restore point\'s policy\'s' }),
+}).openapi('ExportRequest');
+export const DownloadLinkRequest = z.object({
+  minutes: z.number().int().min(1).max(60).default(15).openapi({ description: 'how long the link works (at most an hour)' }),
+}).openapi('DownloadLinkRequest');
+export const DownloadLink = z.object({
+  url: z.string().openapi({ description: 'read-only, for this one file, expiring at expiresAt; treat it as a secret' }),
+  expiresAt: z.string(), fileName: z.string(), size: z.number(), sha256: z.string(),
+}).openapi('DownloadLink');

@@ -4,7 +4,30 @@ import type { Queryable } from './db.ts';
 import { notFound } from './errors.ts';
 import type { Flag, FlagState } from '../policies/model.ts';
 
-export type SessionType = 'backup' | 'archive' | 'restore' | 'configuration' | 'retention' | 'cleanup' | 'report';
+export type SessionType = 'backup' | 'archive' | 'restore' | 'export' | 'configuration' | 'retention' | 'cleanup' | 'report';
+/** Data retrieval of restore points in the Archive tier (shared/repository/retrieval.ts). */
+export interface RetrievalStatus {
+  state: 'online' | 'archived' | 'rehydrating' | 'ready';
+  packs: number;
+  archived: number;
+  rehydrating: number;
+}
+
+export type ExportFormat = 'sql' | 'mongodump';
+/** Where an export was written: a blob in the controller's storage account of that region (no SAS). */
+export interface ExportFile {
+  subscriptionId: string;
+  storageAccountId: string;
+  container: string;
+  blob: string;
+  fileName: string;
+  format: ExportFormat;
+  size: number;
+  sha256: string;
+  /** after this the blob is deleted and no link is given out */
+  expiresAt: string;
+}
+
 export type SessionState = 'running' | 'success' | 'warning' | 'failed';
 export type SessionTrigger = 'schedule' | 'manual' | 'missed' | 'system';
 
@@ -22,6 +45,10 @@ export interface AccountResult {
   worker?: string;
   /** restores: rows/documents per table or collection on the target */
   counts?: Record<string, number>;
+  /** restores and exports from the Archive tier: the data retrieval under way */
+  retrieval?: RetrievalStatus;
+  /** exports: the file written (a link to it comes from POST /sessions/{id}/download-link) */
+  export?: ExportFile;
 }
 export interface LogLine { at: string; level: 'info' | 'warning' | 'error'; message: string }
 export interface Session {

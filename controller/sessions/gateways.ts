@@ -2,6 +2,9 @@
 // passes real implementations in; sessions never construct them.
 import type { CloudAccount } from '../policies/scope.ts';
 import type { ServiceAccountCredentials, RepositoryLocation, WorkerConfiguration } from '../db/config-store.ts';
+import type { ExportFile, ExportFormat, RetrievalStatus } from '../db/session-store.ts';
+
+export type { ExportFile, ExportFormat, RetrievalStatus };
 
 /** The Azure control plane, as seen by sessions. */
 export interface CloudGateway {
@@ -21,7 +24,10 @@ export interface RepositoryAccess {
   password: string | null;
   /** a storage connection string or SAS token registered with the repository, if any */
   storageCredential?: string | null;
+  /** the repository's access tier for data packs (Hot when absent) */
+  accessTier?: string | null;
 }
+
 
 /** The repository format (shared/repository), as the controller uses it. */
 export interface RepositoryGateway {
@@ -31,6 +37,10 @@ export interface RepositoryGateway {
   attach(repo: RepositoryAccess): Promise<{ formatId: string }>;
   /** Removes restore points from the repository (their data becomes garbage for gc). */
   forget(repo: RepositoryAccess, formatPointIds: string[]): Promise<void>;
+  /** Reports, and with `start` begins, the rehydration of the archived packs the points need. */
+  retrieval(repo: RepositoryAccess, formatPointIds: string[], opts: { start: boolean; priority?: 'Standard' | 'High' }): Promise<RetrievalStatus>;
+  /** Puts the packs of the points back into the repository's tier (after a restore); returns how many moved. */
+  rearchive(repo: RepositoryAccess, formatPointIds: string[]): Promise<number>;
 }
 
 /** A PostgreSQL login (with libpq's sslmode; Azure requires TLS, so verify-full unless set). */
@@ -76,6 +86,8 @@ export interface ArchiveJob extends JobContext {
   accessTier: string | null;
 }
 export interface ArchiveResult {
+  /** the copies' ids in the archive, in the order of the job's formatPointIds (ids differ per repository) */
+  formatPointIds: string[];
   /** bytes the archive received (chunks it lacked), and chunks copied */
   copiedBytes: number;
   copiedChunks: number;
@@ -112,11 +124,27 @@ export interface RestoreResult {
   worker: string | null;
 }
 
+export interface ExportJob extends JobContext {
+  formatPointId: string;
+  /** the account the point was taken from: the worker runs in its region */
+  account: CloudAccount;
+  serviceAccount: ServiceAccountCredentials;
+  repository: RepositoryAccess;
+  /** sql: a plain SQL script for psql (PostgreSQL); mongodump: a .tar.gz of mongodump's layout (MongoDB) */
+  format: ExportFormat;
+  /** the file's name (no path) */
+  fileName: string;
+}
+export interface ExportResult { file: ExportFile; worker: string | null }
+
 /** Workers: launch a VM in the account's region, run the agent, deallocate. */
 export interface WorkerGateway {
   runBackup(job: BackupJob): Promise<BackupResult>;
   runArchive(job: ArchiveJob): Promise<ArchiveResult>;
   runRestore(job: RestoreJob): Promise<RestoreResult>;
+  runExport(job: ExportJob): Promise<ExportResult>;
+  /** A read-only link to one export blob, valid `minutes` (at most 60). */
+  exportLink(sa: ServiceAccountCredentials, file: ExportFile, minutes: number): Promise<{ url: string; expiresAt: Date }>;
 }
 
 export interface Gateways {

@@ -11,7 +11,8 @@ import { applyRetention, assignFlags, flagExpiry } from '../policies/retention.t
 import { mostFrequentFlag } from '../policies/schedule.ts';
 import type { Flag } from '../policies/model.ts';
 import { addLocal } from '../policies/zoned.ts';
-import type { DatabaseLogin, Gateways, RepositoryAccess } from './gateways.ts';
+import type { DatabaseLogin, ExportFormat, Gateways, RepositoryAccess, RetrievalStatus } from './gateways.ts';
+import { repositoryAccess } from './repository-access.ts';
 import { dailyReportMail, sessionMail, sessionRecipients } from '../notifications/messages.ts';
 import { sendMail } from '../notifications/mailer.ts';
 
@@ -42,6 +43,16 @@ export interface RestoreParams {
   targetAccountId: string;
   databaseName: string;
   subset: string[];
+  /** Archive-tier points: how fast Azure rehydrates their data (Standard: up to 15 hours; High: about one) */
+  rehydratePriority?: 'Standard' | 'High';
+}
+
+/** What an export session records. */
+export interface ExportParams {
+  restorePointId: string;
+  serviceAccountId: string;
+  /** default: by the account's engine (sql for PostgreSQL, mongodump for MongoDB) */
+  format?: ExportFormat;
 }
 
 /** One running session's handle for its body: log lines go to the session's log. */
@@ -61,7 +72,10 @@ export class SessionRunner {
   readonly #secrets = new Map<string, SessionSecrets>();
   readonly #stop = new AbortController();
 
-  constructor(opts: { db: Db; box: SecretBox; gateways: Gateways; logger?: Logger }) {
+  readonly #retrievalPollMs: number;
+
+  constructor(opts: { db: Db; box: SecretBox; gateways: Gateways; logger?: Logger; retrievalPollMs?: number }) {
+    this.#retrievalPollMs = opts.retrievalPollMs ?? 600_000;
     this.#db = opts.db;
     this.#box = opts.box;
     this.#gw = opts.gateways;
@@ -140,6 +154,7 @@ export class SessionRunner {
       case 'retention': return this.#retention(ctx);
       case 'cleanup': return this.#cleanup(ctx);
       case 'restore': return this.#restore(ctx);
+      case 'export': return this.#export(ctx);
       case 'report': return this.#report(ctx);
       default: throw new CosmosBackupError('INVALID_ARGUMENT', `${ctx.session.type} sessions are not started by the controller core`);
     }
@@ -161,15 +176,8 @@ export class SessionRunner {
     return out;
   }
 
-  async #repoAccess(repositoryId: string): Promise<RepositoryAccess & { repo: cfg.Repository }> {
-    const repo = await cfg.getRepository(this.#db, repositoryId);
-    return {
-      repo,
-      location: cfg.repositoryLocation(repo),
-      serviceAccount: repo.serviceAccountId ? await cfg.serviceAccountCredentials(this.#db, this.#box, repo.serviceAccountId) : null,
-      password: await cfg.repositoryPassword(this.#db, this.#box, repositoryId),
-      storageCredential: await cfg.repositoryStorageCredential(this.#db, this.#box, repositoryId),
-    };
+  #repoAccess(repositoryId: string): Promise<RepositoryAccess & { repo: cfg.Repository }> {
+    return repositoryAccess(this.#db, this.#box, repositoryId);
   }
 
   async #policy(ctx: Ctx): Promise<{ policy: cfg.Policy; sa: cfg.ServiceAccountCredentials }> {
@@ -272,10 +280,10 @@ export class SessionRunner {
         const createdAt = new Date(latest.createdAt);
         const expiresAt = flagExpiry(kind, createdAt, { timeZone: sched.timeZone, weekly: sched.weekly, monthly: sched.monthly, yearly: sched.yearly })!;
         const ids: string[] = [];
-        for (const p of points) {
+        for (const [i, p] of points.entries()) {
           const point = await st.insertRestorePoint(this.#db, {
             policyId: policy.id, sessionId: ctx.session.id, accountId: account.id, accountName: account.name, kind: 'archive', createdAt,
-            flags: [{ flag: 'A', expiresAt }], size: p.size, repositoryId: target.repo.id, formatPointId: p.formatPointId, accessTier: target.repo.accessTier,
+            flags: [{ flag: 'A', expiresAt }], size: p.size, repositoryId: target.repo.id, formatPointId: r.formatPointIds[i]!, accessTier: target.repo.accessTier,
             databaseName: p.databaseName,
           });
           ids.push(point.id);
@@ -439,9 +447,10 @@ export class SessionRunner {
     const subset = p.subset.length ? ` (only ${p.subset.join(', ')})` : '';
     await ctx.log('info', `restoring ${point.accountName} as of ${point.createdAt} from repository "${repo.repo.name}" into database "${p.databaseName}" on ${target.name}${subset}`);
     const base = { accountId: target.id, accountName: target.name, restorePointId: point.id };
-    try {
+    const archived = point.accessTier === 'Archive' || repo.accessTier === 'Archive';
+    return this.#fromRepository(ctx, { repo, formatPointId: point.formatPointId, archived, priority: p.rehydratePriority ?? 'Standard', base }, async () => {
       const r = await this.#gw.workers.runRestore({
-        sessionId: ctx.session.id, formatPointId: point.formatPointId, sourceAccountId: point.accountId, sourceAccountName: point.accountName,
+        sessionId: ctx.session.id, formatPointId: point.formatPointId!, sourceAccountId: point.accountId, sourceAccountName: point.accountName,
         pointCreatedAt: new Date(point.createdAt), target: { account: target, databaseName: p.databaseName, subset: p.subset },
         serviceAccount: sa, repository: repo, credentials, sourceDatabase: point.databaseName,
         workerConfiguration: (await cfg.workerConfigurationFor(this.#db, target.region)) ?? null,
@@ -450,14 +459,95 @@ export class SessionRunner {
       await st.setAccounts(this.#db, ctx.session.id, [{ ...base, state: 'success', bytes: r.bytes, counts: r.counts, ...(r.worker ? { worker: r.worker } : {}) }]);
       const total = Object.values(r.counts).reduce((n, c) => n + c, 0);
       await ctx.log('info', `${target.name}: database "${p.databaseName}" restored (${r.bytes} bytes; ${Object.keys(r.counts).length} tables/collections, ${total} rows/documents on the target)`);
+    });
+  }
+
+  /**
+   * The work of a restore or export session on one repository point: data retrieval first when
+   * its packs are archived (and back to the Archive tier afterwards, whatever happened), a failure
+   * recorded on the account result.
+   */
+  async #fromRepository(ctx: Ctx, o: { repo: RepositoryAccess; formatPointId: string; archived: boolean; priority: 'Standard' | 'High'; base: { accountId: string; accountName: string; restorePointId: string } },
+    work: () => Promise<void>): Promise<Outcome> {
+    try {
+      if (o.archived) await this.#rehydrate(ctx, o.repo, o.formatPointId, o.priority, o.base);
+      await work();
       return { state: 'success' };
     } catch (e) {
       if (ctx.signal.aborted) throw e;
-      await st.setAccounts(this.#db, ctx.session.id, [{ ...base, state: 'failed', bytes: 0, message: humanMessage(e) }]);
-      await ctx.log('error', `${target.name}: ${humanMessage(e)}`);
+      await st.setAccounts(this.#db, ctx.session.id, [{ ...o.base, state: 'failed', bytes: 0, message: humanMessage(e) }]);
+      await ctx.log('error', `${o.base.accountName}: ${humanMessage(e)}`);
       return { state: 'failed', error: humanMessage(e) };
+    } finally {
+      // Rehydrated packs go back to the Archive tier: they cost Hot-tier storage otherwise.
+      if (o.archived) {
+        await this.#gw.repositories.rearchive(o.repo, [o.formatPointId]).then(
+          (n) => (n ? ctx.log('info', `${n} pack(s) of the restore point moved back to the Archive tier`) : undefined),
+          (e) => ctx.log('warning', `could not move the rehydrated packs back to the Archive tier: ${humanMessage(e)}`),
+        ).catch(() => {});
+      }
     }
   }
+
+  /**
+   * Data retrieval: the point's packs sit in the Archive tier and cannot be read until Azure has
+   * rehydrated them (hours). Starts that, then looks again every poll interval until all are
+   * readable; the status is in the session's account result meanwhile.
+   */
+  async #rehydrate(ctx: Ctx, repo: RepositoryAccess, formatPointId: string, priority: 'Standard' | 'High', base: { accountId: string; accountName: string; restorePointId: string }): Promise<void> {
+    let last = '';
+    for (;;) {
+      const s: RetrievalStatus = await this.#gw.repositories.retrieval(repo, [formatPointId], { start: true, priority });
+      const line = s.state === 'online' || s.state === 'ready'
+        ? `data retrieval: all ${s.packs} pack(s) of the restore point are readable`
+        : `data retrieval: ${s.rehydrating} of ${s.packs} pack(s) rehydrating from the Archive tier (${priority} priority)${s.archived ? `, ${s.archived} not started` : ''}`;
+      await st.setAccounts(this.#db, ctx.session.id, [{ ...base, state: 'warning', bytes: 0, message: line, retrieval: s }]);
+      if (line !== last) await ctx.log('info', line);
+      last = line;
+      if (s.state === 'online' || s.state === 'ready') return;
+      await sleep(this.#retrievalPollMs, ctx.signal);
+    }
+  }
+
+  /** Writes a restore point as a plain SQL script or a mongodump archive into a blob, through a worker. */
+  async #export(ctx: Ctx): Promise<Outcome> {
+    const p = ctx.session.params as ExportParams | null;
+    if (!p?.restorePointId) throw new CosmosBackupError('INVALID_ARGUMENT', 'export session without a restore point');
+    const point = await st.getRestorePoint(this.#db, p.restorePointId);
+    if (point.kind === 'continuous' || !point.repositoryId || !point.formatPointId) {
+      throw new CosmosBackupError('INVALID_ARGUMENT', `restore point ${point.id} is a continuous backup window: it has no data in a repository to export`);
+    }
+    const sa = await cfg.serviceAccountCredentials(this.#db, this.#box, p.serviceAccountId);
+    const account = (await this.#gw.cloud.listAccounts(sa)).find((a) => a.id.toLowerCase() === point.accountId.toLowerCase());
+    if (!account) throw new CosmosBackupError('NOT_FOUND', `account ${point.accountName} is not visible to the service account: the export runs in its region`);
+    if (!DUMPABLE_KINDS.includes(account.kind)) throw new CosmosBackupError('INVALID_ARGUMENT', `${account.name} is a ${account.kind} account: only PostgreSQL and MongoDB restore points are exported`);
+    const format: ExportFormat = p.format ?? (account.kind === 'PostgreSQL' ? 'sql' : 'mongodump');
+    const repo = await this.#repoAccess(point.repositoryId);
+    const base = { accountId: account.id, accountName: account.name, restorePointId: point.id };
+    const archived = point.accessTier === 'Archive' || repo.accessTier === 'Archive';
+    const ext = format === 'sql' ? 'sql' : 'tar.gz';
+    const fileName = `${point.accountName}-${point.databaseName ?? 'database'}-${point.createdAt.replace(/[:.]/g, '-')}.${ext}`.replace(/[^A-Za-z0-9._-]/g, '_');
+    await ctx.log('info', `exporting ${point.accountName} as of ${point.createdAt} from repository "${repo.repo.name}" as ${format} (${fileName})`);
+    return this.#fromRepository(ctx, { repo, formatPointId: point.formatPointId, archived, priority: 'Standard', base }, async () => {
+      const r = await this.#gw.workers.runExport({
+        sessionId: ctx.session.id, formatPointId: point.formatPointId!, account, serviceAccount: sa, repository: repo, format, fileName,
+        workerConfiguration: (await cfg.workerConfigurationFor(this.#db, account.region)) ?? null,
+        signal: ctx.signal, log: (m) => void ctx.log('info', `${account.name}: ${m}`).catch(() => {}),
+      });
+      await st.setAccounts(this.#db, ctx.session.id, [{ ...base, state: 'success', bytes: r.file.size, export: r.file, ...(r.worker ? { worker: r.worker } : {}) }]);
+      await ctx.log('info', `${fileName} written (${r.file.size} bytes, sha256 ${r.file.sha256}); kept until ${r.file.expiresAt}; get a download link with POST /sessions/${ctx.session.id}/download-link`);
+    });
+  }
+}
+
+/** Waits ms, or rejects with the signal's reason when it fires first. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => { signal.removeEventListener('abort', stop); resolve(); }, ms);
+    const stop = () => { clearTimeout(t); reject(signal.reason); };
+    signal.addEventListener('abort', stop, { once: true });
+  });
 }
 
 function summarize(results: AccountResult[]): Outcome {

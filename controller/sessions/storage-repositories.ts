@@ -21,8 +21,23 @@ import { withConcurrencyLimit } from '../../shared/storage/limiting.ts';
 import type { ObjectStore } from '../../shared/storage/types.ts';
 import { Repository } from '../../shared/repository/repository.ts';
 import { forget, gc } from '../../shared/repository/gc.ts';
+import { KEYS } from '../../shared/repository/format.ts';
+import { rearchive, retrieve } from '../../shared/repository/retrieval.ts';
+import type { AccessTier } from '../../shared/storage/types.ts';
 import type { RepositoryLocation, ServiceAccountCredentials } from '../db/config-store.ts';
-import type { RepositoryAccess, RepositoryGateway } from './gateways.ts';
+import type { RepositoryAccess, RepositoryGateway, RetrievalStatus } from './gateways.ts';
+
+const TIERS: readonly AccessTier[] = ['Hot', 'Cool', 'Cold', 'Archive'];
+/** The repository's tier for data packs, when it is not the default (Hot). */
+function packTier(access: RepositoryAccess): AccessTier | undefined {
+  const t = TIERS.find((x) => x === access.accessTier);
+  return t && t !== 'Hot' ? t : undefined;
+}
+/** Packs written by gc's repacking go to the repository's tier, as the workers' packs do. */
+function tierFor(access: RepositoryAccess): ((key: string) => AccessTier | undefined) | undefined {
+  const t = packTier(access);
+  return t ? (key) => (key.startsWith(KEYS.dataPrefix) ? t : undefined) : undefined;
+}
 
 /** The repository location as the storage layer names it (pure). */
 export function locationUrl(loc: RepositoryLocation): string {
@@ -85,11 +100,22 @@ export class StorageRepositories implements RepositoryGateway {
     }
     if (!this.#gc || formatPointIds.length === 0) return;
     try {
-      await gc(repo, this.#graceMs === undefined ? {} : { graceMs: this.#graceMs });
+      // Archived packs cannot be read: never repack them, only delete packs with nothing live.
+      const repack = packTier(access) === 'Archive' ? { repackBelow: 0 } : {};
+      await gc(repo, { ...repack, ...(this.#graceMs === undefined ? {} : { graceMs: this.#graceMs }) });
     } catch (e) {
       // A worker is writing: the forgotten data is collected after a later retention.
       if (!isCode(e, 'REPO_LOCKED')) throw e;
     }
+  }
+
+  async retrieval(access: RepositoryAccess, formatPointIds: string[], opts: { start: boolean; priority?: 'Standard' | 'High' }): Promise<RetrievalStatus> {
+    return retrieve(await this.#open(access), formatPointIds, opts);
+  }
+
+  async rearchive(access: RepositoryAccess, formatPointIds: string[]): Promise<number> {
+    const tier = packTier(access);
+    return tier ? rearchive(await this.#open(access), formatPointIds, tier) : 0;
   }
 
   async #open(access: RepositoryAccess): Promise<Repository> {
@@ -112,14 +138,14 @@ export class StorageRepositories implements RepositoryGateway {
       const env: NodeJS.ProcessEnv = isConnectionString(credential)
         ? { AZURE_STORAGE_CONNECTION_STRING: credential }
         : { AZURE_STORAGE_SAS_TOKEN: credential, AZURE_STORAGE_BLOB_ENDPOINT: this.#env.AZURE_STORAGE_BLOB_ENDPOINT };
-      return openStore(url, { create, env });
+      return openStore(url, { create, env, tierFor: tierFor(access) });
     }
-    if (access.serviceAccount) return this.#storeWithIdentity(url, access.serviceAccount, create);
-    return openStore(url, { create, env: this.#env });
+    if (access.serviceAccount) return this.#storeWithIdentity(url, access, access.serviceAccount, create);
+    return openStore(url, { create, env: this.#env, tierFor: tierFor(access) });
   }
 
   /** The service account signs in to storage (it needs Storage Blob Data Contributor on the container). */
-  async #storeWithIdentity(url: string, sa: ServiceAccountCredentials, create: boolean): Promise<ObjectStore> {
+  async #storeWithIdentity(url: string, access: RepositoryAccess, sa: ServiceAccountCredentials, create: boolean): Promise<ObjectStore> {
     const spec = parseLocation(url, { AZURE_STORAGE_BLOB_ENDPOINT: this.#env.AZURE_STORAGE_BLOB_ENDPOINT });
     if (spec.kind !== 'azure') throw new CosmosBackupError('INTERNAL', 'expected an Azure location');
     const identity = await import('@azure/identity');
@@ -131,7 +157,7 @@ export class StorageRepositories implements RepositoryGateway {
       cred = sa.clientId ? new identity.ManagedIdentityCredential({ clientId: sa.clientId }) : new identity.ManagedIdentityCredential();
     }
     const client = new BlobServiceClient(spec.serviceUrl, cred, AZURE_PIPELINE_OPTIONS);
-    const az = new AzureBlobStore({ container: client.getContainerClient(spec.container), prefix: spec.prefix, location: spec.location });
+    const az = new AzureBlobStore({ container: client.getContainerClient(spec.container), prefix: spec.prefix, location: spec.location, tierFor: tierFor(access) });
     if (create) await az.ensureContainer();
     return withConcurrencyLimit(withRetries(az), 16);
   }

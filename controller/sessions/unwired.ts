@@ -11,7 +11,13 @@ const missing = (what: string) => async (): Promise<never> => {
 export function unwiredGateways(): Gateways {
   return {
     cloud: { listAccounts: missing('the Azure layer'), ensureContinuousBackup: missing('the Azure layer') },
-    workers: { runBackup: missing('the worker layer'), runArchive: missing('the worker layer'), runRestore: missing('the worker layer') },
-    repositories: { init: missing('the repository library'), attach: missing('the repository library'), forget: missing('the repository library') },
+    workers: {
+      runBackup: missing('the worker layer'), runArchive: missing('the worker layer'), runRestore: missing('the worker layer'),
+      runExport: missing('the worker layer'), exportLink: missing('the worker layer'),
+    },
+    repositories: {
+      init: missing('the repository library'), attach: missing('the repository library'), forget: missing('the repository library'),
+      retrieval: missing('the repository library'), rearchive: missing('the repository library'),
+    },
   };
 }

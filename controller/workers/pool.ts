@@ -48,6 +48,8 @@ export interface Worker {
   createdAt: number;
   readonly placement: Placement;
   readonly clients: InfraClients;
+  /** the regional storage account of the worker's region (agent blob, exports); its key stays in memory */
+  readonly storage: RegionalStorage;
   state: 'busy' | 'idle' | 'removing';
   idleTimer?: NodeJS.Timeout;
 }
@@ -100,8 +102,13 @@ export class WorkerPool {
   async acquire(req: LaunchRequest): Promise<Worker> {
     const key = regionKey(req.subscriptionId, req.region);
     const max = req.configuration?.maxWorkers ?? this.#o.settings.defaultMaxWorkers;
+    let woken = false;
     for (;;) {
-      if (req.signal.aborted) throw req.signal.reason;
+      if (req.signal.aborted) {
+        // A wake-up this task can no longer use goes to the next in line.
+        if (woken) this.#wake(key);
+        throw req.signal.reason;
+      }
       const idle = [...this.#workers].find((w) => w.state === 'idle' && regionKey(w.subscriptionId, w.region) === key && w.profile === req.profile
         && w.privateNetwork === req.privateNetwork && Date.now() - w.createdAt < this.#o.settings.maxLifetimeMs * 0.75);
       if (idle) {
@@ -123,17 +130,31 @@ export class WorkerPool {
         const list = this.#waiting.get(key) ?? [];
         const wake = () => { req.signal.removeEventListener('abort', onAbort); resolve(); };
         const onAbort = () => { this.#waiting.set(key, (this.#waiting.get(key) ?? []).filter((f) => f !== wake)); reject(req.signal.reason); };
-        list.push(wake);
+        // Woken but still without room: keep this task's place at the front of the line.
+        if (woken) list.unshift(wake);
+        else list.push(wake);
         this.#waiting.set(key, list);
         req.signal.addEventListener('abort', onAbort, { once: true });
       });
+      woken = true;
     }
+    // A launch counts against the maximum until its worker is recorded (then it counts as a worker).
     this.#launching.set(key, (this.#launching.get(key) ?? 0) + 1);
-    try {
-      return await this.#launch(req);
-    } finally {
+    let counted = true;
+    const recorded = () => {
+      if (!counted) return;
+      counted = false;
       this.#launching.set(key, (this.#launching.get(key) ?? 1) - 1);
-      this.#wake(key);
+    };
+    try {
+      return await this.#launch(req, recorded);
+    } catch (e) {
+      // A launch that failed before its worker was recorded frees its place here (#remove does it otherwise).
+      if (counted) {
+        recorded();
+        this.#wake(key);
+      }
+      throw e;
     }
   }
 
@@ -165,7 +186,7 @@ export class WorkerPool {
     return this.#agent;
   }
 
-  async #launch(req: LaunchRequest): Promise<Worker> {
+  async #launch(req: LaunchRequest, recorded: () => void): Promise<Worker> {
     const s = this.#o.settings;
     const agent = this.#agentBinary();
     const c = infraClients(req.credential, req.subscriptionId, this.#o.azure);
@@ -199,12 +220,13 @@ export class WorkerPool {
     });
     const worker: Worker = {
       id, vmName, region: req.region, subscriptionId: req.subscriptionId, profile: req.profile, privateNetwork: req.privateNetwork, channel, createdAt: Date.now(),
-      placement: p, clients: c, state: 'busy',
+      placement: p, clients: c, storage, state: 'busy',
     };
     await this.#o.db.query(
       `INSERT INTO workers (id, service_account_id, subscription_id, resource_group, region, vm_name, queue_storage_id) VALUES ($1,$2,$3,$4,$5,$6,$7)`,
       [id, req.serviceAccountId, req.subscriptionId, s.resourceGroup, req.region, vmName, queues.id]);
     this.#workers.add(worker);
+    recorded();
     try {
       await channel.createQueues();
       req.log(`launching worker ${vmName} (${req.profile}, ${PROFILE_VM_SIZES[req.profile]}) in ${req.region}`);

@@ -22,6 +22,8 @@ export interface WorkerSettings {
   maxLifetimeMs: number;
   /** user-assigned managed identity (ARM id) for worker VMs, or null */
   userAssignedIdentityId: string | null;
+  /** exports stay downloadable this long, then are deleted */
+  exportKeepMs: number;
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, def: number, min = 1): number {
@@ -47,5 +49,6 @@ export function loadWorkerSettings(env: NodeJS.ProcessEnv = process.env): Worker
     heartbeatSeconds: heartbeat,
     maxLifetimeMs: num(env, 'COSMOS_BACKUP_WORKER_MAX_HOURS', 12) * 3_600_000,
     userAssignedIdentityId: env.COSMOS_BACKUP_WORKER_IDENTITY || null,
+    exportKeepMs: num(env, 'COSMOS_BACKUP_EXPORT_KEEP_HOURS', 24) * 3_600_000,
   };
 }

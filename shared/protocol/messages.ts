@@ -95,6 +95,8 @@ const repositoryShape = {
   endpoint: PlainUrl.optional(),
   /** repository encryption password, sealed; absent for an unencrypted repository */
   password: SealedSecretSchema.optional(),
+  /** access tier for the data packs this command writes (archive repositories); indexes and manifests stay in the account's default tier so dedup and listing never need a rehydration */
+  accessTier: z.enum(['Hot', 'Cool', 'Cold', 'Archive']).optional(),
 };
 export const RepositorySchema = z.discriminatedUnion('access', [
   z.strictObject({ ...repositoryShape, ...SasAccess }),
@@ -209,17 +211,14 @@ export const RestoreCommandSchema = z.strictObject({
   options: RestoreOptionsSchema,
 });
 
-export const ACCESS_TIERS = ['Hot', 'Cool', 'Cold', 'Archive'] as const;
-
 export const CopyCommandSchema = z.strictObject({
   ...envelopeShape,
   kind: z.literal('copy'),
   jobId: JobId,
   restorePointIds: z.array(RestorePointIdSchema).min(1).max(500),
   from: RepositorySchema,
+  /** the archive; its `accessTier` applies to the packs the copy writes */
   to: RepositorySchema,
-  /** access tier for blobs written to the target (archive repositories) */
-  accessTier: z.enum(ACCESS_TIERS).optional(),
 });
 
 export const VerifyCommandSchema = z.strictObject({
@@ -282,7 +281,7 @@ const ERROR_CODES = [
   'NOT_FOUND', 'ALREADY_EXISTS', 'REPO_NOT_FOUND', 'REPO_EXISTS', 'WRONG_PASSWORD', 'PASSWORD_REQUIRED',
   'REPO_LOCKED', 'CORRUPT_OBJECT', 'UNSUPPORTED_FORMAT', 'STORAGE_UNAVAILABLE', 'STORAGE_AUTH', 'STORAGE_FULL',
   'INVALID_ARGUMENT', 'DATABASE_UNREACHABLE', 'DATABASE_AUTH', 'DATABASE_PERMISSION', 'DATABASE_ERROR',
-  'TARGET_NOT_EMPTY', 'ABORTED', 'UNAUTHENTICATED', 'INTERNAL',
+  'TARGET_NOT_EMPTY', 'DATA_ARCHIVED', 'ABORTED', 'UNAUTHENTICATED', 'INTERNAL',
 ] as const satisfies readonly ErrorCode[];
 type MissingErrorCodes = Exclude<ErrorCode, (typeof ERROR_CODES)[number]>;
 const _allErrorCodesListed: [MissingErrorCodes] extends [never] ? true : MissingErrorCodes = true;
@@ -365,7 +364,11 @@ export const ResultSchema = z.strictObject({
   /** the restore point made (backup of one database) or copied (copy of one) */
   restorePointId: RestorePointIdSchema.optional(),
   /** every restore point made, when a backup covered several databases */
-  restorePoints: z.array(z.strictObject({ database: DatabaseName, restorePointId: RestorePointIdSchema })).max(256).optional(),
+  restorePoints: z.array(z.strictObject({
+    database: DatabaseName, restorePointId: RestorePointIdSchema,
+    /** bytes this point added to the repository (backup) */
+    bytesStored: Count.optional(),
+  })).max(256).optional(),
   stats: StatsSchema,
   /** restore fidelity: rows / documents per object on the target */
   counts: z.record(z.string().min(1).max(512), Count).optional(),

@@ -10,7 +10,7 @@ import { checkRange, lockedError, shortRead } from './common.ts';
 import { checkKey, checkPrefix } from './keys.ts';
 import { decodeLease, encodeLease, isStale, leaseInfo, newToken, pidAlive, unknownLeaseInfo, type LeaseRecord } from './lease-record.ts';
 import { retryAfterFromHeaders } from './retrying.ts';
-import type { Lease, LeaseInfo, ObjectInfo, ObjectStore } from './types.ts';
+import type { AccessTier, Lease, LeaseInfo, ObjectInfo, ObjectStore, Tiering } from './types.ts';
 
 /** Azure lease durations are 15..60 s (or infinite); longer ttls are kept alive by a timer. */
 export const AZURE_LEASE_MIN_S = 15;
@@ -22,6 +22,8 @@ export interface AzureBlobStoreOptions {
   prefix?: string;
   /** description without secrets, for messages; defaults to azblob://account/container/prefix */
   location?: string;
+  /** access tier for a newly written blob (archive repositories put their packs in Cool, Cold or Archive); undefined = the account's default */
+  tierFor?: (key: string) => AccessTier | undefined;
 }
 
 const md5 = (data: Uint8Array): Buffer => createHash('md5').update(data).digest();
@@ -71,6 +73,9 @@ export function mapAzureError(err: unknown, ctx: AzureErrorContext): unknown {
       return new CosmosBackupError('REPO_NOT_FOUND', `container "${ctx.container}" does not exist (${ctx.location}); check the location, or create the repository with \`repo init\``, { details });
     }
     if (status === 404 && ctx.key) return new NotFoundError(ctx.key);
+    if (status === 409 && code === 'BlobArchived') {
+      return new CosmosBackupError('DATA_ARCHIVED', `${where} is in the Archive access tier: rehydrate it first (a restore through the controller does this), then retry`, { details });
+    }
     if (status === 401 || status === 403) {
       return new CosmosBackupError('STORAGE_AUTH', `access denied ${ctx.op} ${where} (${status} ${code ?? ''}): check the SAS token's permissions and expiry, the account key, or the identity's role (Storage Blob Data Contributor)`.replace(' )', ')'), { details });
     }
@@ -121,12 +126,14 @@ export class AzureBlobStore implements ObjectStore {
   readonly container: ContainerClient;
   readonly prefix: string;
   readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #tierFor: ((key: string) => AccessTier | undefined) | undefined;
 
   constructor(opts: AzureBlobStoreOptions) {
     const p = (opts.prefix ?? '').replace(/^\/+|\/+$/g, '');
     if (p) checkKey(p);
     this.prefix = p ? `${p}/` : '';
     this.container = opts.container;
+    this.#tierFor = opts.tierFor;
     this.location = opts.location ?? `azblob://${opts.container.accountName}/${opts.container.containerName}${p ? `/${p}` : ''}`;
   }
 
@@ -138,6 +145,24 @@ export class AzureBlobStore implements ObjectStore {
     checkKey(key);
     return this.container.getBlockBlobClient(this.prefix + key);
   }
+
+  readonly tiering: Tiering = {
+    state: async (key) => {
+      try {
+        const p = await this.#blob(key).getProperties();
+        return { tier: p.accessTier, rehydrating: /^rehydrate-pending/i.test(p.archiveStatus ?? '') };
+      } catch (err) {
+        throw mapAzureError(err, this.#ctx('reading the tier of', key));
+      }
+    },
+    setTier: async (key, tier, priority) => {
+      try {
+        await this.#blob(key).setAccessTier(tier, priority ? { rehydratePriority: priority } : {});
+      } catch (err) {
+        throw mapAzureError(err, this.#ctx(`moving to the ${tier} tier`, key));
+      }
+    },
+  };
 
   /** Creates the container if it does not exist (for `repo init`). */
   async ensureContainer(): Promise<void> {
@@ -160,10 +185,15 @@ export class AzureBlobStore implements ObjectStore {
     return { ...extra, transactionalContentMD5: sum, blobHTTPHeaders: { blobContentMD5: sum, ...extra.blobHTTPHeaders } };
   }
 
+  #tier(key: string): BlockBlobUploadOptions {
+    const tier = this.#tierFor?.(key);
+    return tier ? { tier } : {};
+  }
+
   async put(key: string, data: Uint8Array): Promise<void> {
     const blob = this.#blob(key);
     try {
-      await blob.upload(data, data.byteLength, this.#uploadOptions(data));
+      await blob.upload(data, data.byteLength, this.#uploadOptions(data, this.#tier(key)));
     } catch (err) {
       throw mapAzureError(err, this.#ctx('writing', key));
     }
@@ -172,7 +202,7 @@ export class AzureBlobStore implements ObjectStore {
   async putIfAbsent(key: string, data: Uint8Array): Promise<boolean> {
     const blob = this.#blob(key);
     try {
-      await blob.upload(data, data.byteLength, this.#uploadOptions(data, { conditions: { ifNoneMatch: '*' } }));
+      await blob.upload(data, data.byteLength, this.#uploadOptions(data, { conditions: { ifNoneMatch: '*' }, ...this.#tier(key) }));
       return true;
     } catch (err) {
       // 409 BlobAlreadyExists; 412 ConditionNotMet, or LeaseIdMissing when the existing blob is leased.

@@ -48,6 +48,7 @@ export function withConcurrencyLimit(store: ObjectStore, n: number): ObjectStore
     readLease: (key) => store.readLease(key),
     breakLease: (key) => store.breakLease(key),
     close: store.close && (() => store.close!()),
+    tiering: store.tiering,
   };
 }
 

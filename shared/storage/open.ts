@@ -14,6 +14,7 @@ import { checkKey } from './keys.ts';
 import { withConcurrencyLimit } from './limiting.ts';
 import { withRetries, type RetryOptions } from './retrying.ts';
 import type { ObjectStore } from './types.ts';
+import type { AccessTier } from './types.ts';
 
 export type AzureAuth =
   | { kind: 'connection-string'; connectionString: string }
@@ -31,6 +32,8 @@ export interface OpenStoreOptions {
   retry?: RetryOptions;
   /** calls in flight; defaults to 8 for a filesystem, 16 for Azure */
   concurrency?: number;
+  /** Azure: access tier of newly written blobs by key (other backends have no tiers) */
+  tierFor?: (key: string) => AccessTier | undefined;
 }
 
 /**
@@ -203,7 +206,7 @@ export async function openStore(location: string, opts: OpenStoreOptions = {}): 
   } else {
     const client = await serviceClient(spec);
     const { AzureBlobStore } = await import('./azure-blob.ts');
-    const az = new AzureBlobStore({ container: client.getContainerClient(spec.container), prefix: spec.prefix, location: spec.location });
+    const az = new AzureBlobStore({ container: client.getContainerClient(spec.container), prefix: spec.prefix, location: spec.location, tierFor: opts.tierFor });
     if (opts.create) await az.ensureContainer();
     raw = az;
   }

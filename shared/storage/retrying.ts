@@ -167,6 +167,7 @@ export function withRetries(store: ObjectStore, opts: RetryOptions = {}): Object
     readLease: (key) => retry('readLease', key, () => store.readLease(key)),
     breakLease: (key) => retry('breakLease', key, () => store.breakLease(key)),
     close: store.close && (() => store.close!()),
+    tiering: store.tiering,
   };
 }
 

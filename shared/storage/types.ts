@@ -57,4 +57,21 @@ export interface ObjectStore {
   breakLease(key: string): Promise<void>;
   /** Releases connections and timers. */
   close?(): Promise<void>;
+  /** Access tiers of stored objects (Azure Blob); absent on backends without tiers. */
+  readonly tiering?: Tiering;
+}
+
+export type AccessTier = 'Hot' | 'Cool' | 'Cold' | 'Archive';
+
+export interface TierState {
+  /** the object's tier as the service reports it (undefined: the account's default, not set per object) */
+  tier: string | undefined;
+  /** a rehydration out of the Archive tier is under way */
+  rehydrating: boolean;
+}
+
+export interface Tiering {
+  state(key: string): Promise<TierState>;
+  /** Moves key to tier; out of Archive this starts a rehydration that can take hours (Standard) or about one (High). */
+  setTier(key: string, tier: AccessTier, priority?: 'Standard' | 'High'): Promise<void>;
 }

@@ -9,7 +9,7 @@ test('defaults need no configuration: PGlite under ./.cosmos-backup, 127.0.0.1:8
   const c = loadConfig({}, '/srv/app');
   assert.deepEqual(c, {
     port: 8440, host: '127.0.0.1', databaseUrl: null, dataDir: '/srv/app/.cosmos-backup', masterKey: null,
-    masterKeyFile: '/srv/app/.cosmos-backup/master.key', logLevel: 'info', missedRunWindowMinutes: 240,
+    masterKeyFile: '/srv/app/.cosmos-backup/master.key', logLevel: 'info', missedRunWindowMinutes: 240, retrievalPollSeconds: 600,
   });
 });
 

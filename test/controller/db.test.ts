@@ -130,7 +130,7 @@ test('migration 004: a policy\'s allowMigration moves from policy_continuous_set
     await db.query(`INSERT INTO policies (id, name, priority, service_account_id, scope, continuous_tier) VALUES ($1, $1, 1, 'sa', '{}', 30)`, [id]);
   }
   await db.query(`INSERT INTO policy_continuous_settings (policy_id, allow_migration) VALUES ('on', true), ('off', false)`);
-  assert.deepEqual(await migrate(db), [4, 5]);
+  assert.deepEqual(await migrate(db), [4, 5, 6]);
   const rows = await db.query('SELECT id, allow_migration FROM policies ORDER BY id');
   assert.deepEqual(rows.map((r) => [r.id, r.allow_migration]), [['off', false], ['on', true], ['unset', false]]);
   assert.deepEqual(await db.query(`SELECT 1 FROM information_schema.tables WHERE table_name = 'policy_continuous_settings'`), []);

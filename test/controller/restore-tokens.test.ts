@@ -1,5 +1,5 @@
-// Restore sessions through the worker interface (in-memory workers), API tokens over the API,
-// and the retention preview with the restore points a policy already has.
+// Restore and export sessions through the worker interface (in-memory workers), API tokens over
+// the API, and the retention preview with the restore points a policy already has.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestController, client } from './support/controller.ts';
@@ -42,7 +42,7 @@ test('restore: a restore point goes into a new database on its own account, with
   assert.equal(r.body.type, 'restore');
   assert.equal(r.body.state, 'running');
   assert.equal(r.body.policyId, policyId);
-  assert.deepEqual(r.body.params, { restorePointId: pointId, serviceAccountId: r.body.params.serviceAccountId, targetAccountId: point.accountId, databaseName: 'orders_restored', subset: ['public.orders', 'public.customers'] });
+  assert.deepEqual(r.body.params, { restorePointId: pointId, serviceAccountId: r.body.params.serviceAccountId, targetAccountId: point.accountId, databaseName: 'orders_restored', subset: ['public.orders', 'public.customers'], rehydratePriority: 'Standard' });
   const s = await follow(r.body.id);
   assert.equal(s.state, 'success', JSON.stringify(s));
   assert.equal(s.bytes, 4096);
@@ -55,6 +55,29 @@ test('restore: a restore point goes into a new database on its own account, with
   assert.deepEqual(job.target.subset, ['public.orders', 'public.customers']);
   assert.deepEqual(job.credentials, { username: 'backup', password: DB_PASSWORD, databases: [], sslmode: 'verify-full' });
   assert.equal(job.repository.password, 'repo-password-1');
+});
+
+test('export: a session writes the file; a download link is made on request for successful exports only', async () => {
+  const r = await api.post(`/restore-points/${pointId}/export`, {});
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  assert.equal(r.body.type, 'export');
+  const s = await follow(r.body.id);
+  assert.equal(s.state, 'success', JSON.stringify(s));
+  const file = s.accounts[0].export;
+  assert.equal(file.format, 'sql', 'a PostgreSQL point exports as SQL by default');
+  assert.match(file.fileName, /^orders-pg-.*\.sql$/);
+  assert.match(s.log.map((l: { message: string }) => l.message).join('\n'), /POST \/sessions\/.*\/download-link/);
+  const link = await api.post(`/sessions/${s.id}/download-link`, { minutes: 5 });
+  assert.equal(link.status, 200, JSON.stringify(link.body));
+  assert.equal(link.body.fileName, file.fileName);
+  assert.ok(Date.parse(link.body.expiresAt) - Date.now() <= 5 * 60_000 + 1000);
+  assert.equal((await api.post(`/sessions/${s.id}/download-link`, { minutes: 0 })).status, 400);
+  const restore = (await api.get('/sessions?type=restore&limit=1')).body[0];
+  const notExport = await api.post(`/sessions/${restore.id}/download-link`, {});
+  assert.equal(notExport.status, 409);
+  assert.equal(notExport.body.error.code, 'NO_EXPORT');
+  assert.equal((await api.post(`/restore-points/${pointId}/export`, { format: 'xml' })).status, 400);
+  assert.equal((await api.get(`/restore-points/${pointId}/retrieval`)).body.state, 'online', 'a Hot repository needs no retrieval');
 });
 
 test('restore: another account with a login given for this restore only; failures are clear', async () => {

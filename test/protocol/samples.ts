@@ -22,8 +22,9 @@ export const SECRETS = {
 const RP = 'a'.repeat(64);
 const RP2 = '0123456789abcdef'.repeat(4);
 
-function sasRepo(id: string, path: string, pub: string, opts: { sas: string; password?: string; location?: string }): Repository {
+function sasRepo(id: string, path: string, pub: string, opts: { sas: string; password?: string; location?: string; accessTier?: 'Cool' | 'Cold' | 'Archive' }): Repository {
   return {
+    ...(opts.accessTier ? { accessTier: opts.accessTier } : {}),
     location: opts.location ?? 'azblob://acct/backups/prod',
     endpoint: 'http://127.0.0.1:10000/devstoreaccount1',
     access: 'sas',
@@ -61,13 +62,12 @@ export function sampleCommands(workerPublicKey: string, workerId = WORKER, now =
         password: sealField(r, 'target.password', SECRETS.mongoKey, pub),
         tls: { mode: 'require' }, options: { replicaSet: 'globaldb', retrywrites: 'false' },
       },
-      options: { databaseMap: { shop: 'shop_restored' }, clean: false, subset: { collections: ['shop.orders'] } },
+      options: { databaseMap: { shop: 'shop_restored' }, clean: false, subset: { collections: ['orders'] } },
     }, { ...at, id: r }),
     copy: createCommand({
       kind: 'copy', jobId: 'archive-7', restorePointIds: [RP, RP2],
       from: sasRepo(c, 'from', pub, { sas: SECRETS.sas, password: SECRETS.repoPassword }),
-      to: sasRepo(c, 'to', pub, { sas: SECRETS.targetSas, password: SECRETS.repoPassword, location: 'azblob://acct/archive/prod' }),
-      accessTier: 'Cold',
+      to: sasRepo(c, 'to', pub, { sas: SECRETS.targetSas, password: SECRETS.repoPassword, location: 'azblob://acct/archive/prod', accessTier: 'Cold' }),
     }, { ...at, id: c }),
     verify: createCommand({
       kind: 'verify', jobId: 'verify-1', readData: true,

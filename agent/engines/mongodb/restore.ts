@@ -18,6 +18,11 @@ export interface MongoRestoreOptions {
   database?: string;
   /** drop target collections and views that exist (otherwise non-empty ones are refused) */
   drop?: boolean;
+  /**
+   * Restore only these collections (documents, options, indexes) and views, by name; views come
+   * only when named. The target checks and `drop` then consider only them.
+   */
+  collections?: string[];
   /** collections loaded at once */
   parallel?: number;
   /** upper limits of one insert batch; halved on throttling, grown back after successes */
@@ -179,6 +184,34 @@ async function createOnce(db: Db, cmd: Document, what: string, retrier: Retrier)
   });
 }
 
+/**
+ * The collections and views named, in metadata order. A name may also carry the backed-up
+ * database as a prefix ("shop.orders"), as `backup --collection` takes it.
+ */
+export function chooseCollections(meta: MongoMetadata, names: string[], point: string, warn: (m: string) => void): CollectionMeta[] {
+  if (names.length === 0) throw new CosmosBackupError('INVALID_ARGUMENT', 'a subset restore needs at least one collection');
+  const byName = new Map(meta.collections.map((c) => [c.name, c]));
+  const wanted = new Set<string>();
+  const missing: string[] = [];
+  for (const n of names) {
+    const prefixed = n.startsWith(`${meta.database}.`) ? n.slice(meta.database.length + 1) : undefined;
+    const found = byName.has(n) ? n : prefixed !== undefined && byName.has(prefixed) ? prefixed : undefined;
+    if (found === undefined) missing.push(n);
+    else wanted.add(found);
+  }
+  if (missing.length) {
+    const all = meta.collections.map((c) => c.name).sort();
+    const shown = all.length > 8 ? `${all.slice(0, 8).join(', ')} and ${all.length - 8} more` : all.join(', ') || 'none';
+    throw new CosmosBackupError('NOT_FOUND', `restore point ${point} (database ${meta.database}) has no collection or view ${missing.join(', ')} (it holds: ${shown}; list them all with \`export ${point} --format mongodump -o DIR\`)`);
+  }
+  const chosen = meta.collections.filter((c) => wanted.has(c.name));
+  for (const v of chosen) {
+    const on = v.type === 'view' ? v.options.viewOn as string | undefined : undefined;
+    if (on !== undefined && !wanted.has(on)) warn(`view ${v.name} reads from ${on}, which is not restored`);
+  }
+  return chosen;
+}
+
 export async function restoreMongo(repo: Repository, restorePointId: string, client: MongoClient, target: MongoTarget, opts: MongoRestoreOptions = {}): Promise<MongoRestoreResult> {
   const reader = await openRestorePoint(repo, restorePointId);
   const meta = await loadMetadata(reader);
@@ -188,8 +221,9 @@ export async function restoreMongo(repo: Repository, restorePointId: string, cli
   const warnings: string[] = [];
   const warn = (m: string) => { warnings.push(m); opts.onWarning?.(m); };
   const objects = new Map(reader.restorePoint.objects.map((o) => [o.name, o]));
-  const data = meta.collections.filter((c) => c.type !== 'view');
-  const views = meta.collections.filter((c) => c.type === 'view');
+  const chosen = opts.collections ? chooseCollections(meta, opts.collections, reader.restorePoint.id.slice(0, 12), warn) : meta.collections;
+  const data = chosen.filter((c) => c.type !== 'view');
+  const views = chosen.filter((c) => c.type === 'view');
   const totalBytes = data.reduce((s, c) => s + (objects.get(c.object ?? '')?.size ?? 0), 0);
   let bytes = 0;
   let documents = 0;
@@ -201,7 +235,7 @@ export async function restoreMongo(repo: Repository, restorePointId: string, cli
   const existing = new Map((await retrier.run(`listing collections of ${dbName}`, () => db.listCollections({}, { nameOnly: true }).toArray()) as Document[]).map((i) => [String(i.name), String(i.type ?? 'collection')]));
   const busy: string[] = [];
   const keep = new Set<string>();
-  for (const c of meta.collections) {
+  for (const c of chosen) {
     const type = existing.get(c.name);
     if (type === undefined) continue;
     if (opts.drop) continue;
@@ -214,7 +248,7 @@ export async function restoreMongo(repo: Repository, restorePointId: string, cli
   }
   try {
     if (opts.drop) {
-      for (const c of meta.collections) {
+      for (const c of chosen) {
         if (existing.has(c.name)) await retrier.run(`dropping ${dbName}.${c.name}`, () => db.command({ drop: c.name }).catch((e: unknown) => { if ((e as { code?: number }).code !== 26) throw e; }));
       }
     }

@@ -28,6 +28,8 @@ interface Obj extends SortNode {
   matview?: boolean;
   /** views: a same-columns stand-in for pre-data when the real query needs a post-data object */
   placeholder?: string;
+  /** the relation every item of this object belongs to (DdlItem.table) */
+  table?: { schema: string; name: string };
 }
 
 // pg_dump-like kind order, used only to break ties between objects with no dependency between them.
@@ -81,8 +83,14 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
     return o;
   };
   const item = (o: Obj, kind: string, schema: string | undefined, name: string, sql: string, extra: Partial<DdlItem> = {}) => {
-    o.items.push({ section: o.section, kind, ...(schema !== undefined ? { schema } : {}), name, sql, ...extra });
+    o.items.push({ section: o.section, kind, ...(schema !== undefined ? { schema } : {}), name, sql, ...(o.table ? { table: o.table } : {}), ...extra });
     for (const r of extra.requires ?? []) roles.add(r);
+  };
+  /** Marks the object, and so each of its items (those added later too), as belonging to a relation. */
+  const belongsTo = <T extends Obj>(o: T, schema: string, name: string): T => {
+    o.table = { schema, name };
+    for (const i of o.items) i.table = o.table;
+    return o;
   };
   const owner = (o: Obj, alterWhat: string, schema: string | undefined, name: string, role: string | null | undefined) => {
     if (!role) return;
@@ -345,7 +353,7 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
     parents.set(Number(r.inhrelid), list);
   }
   const constraints = await q(`SELECT c.oid, c.conname, c.conrelid, c.contype, pg_get_constraintdef(c.oid) AS def, c.conislocal,
-      c.convalidated, c.conparentid, c.conindid
+      c.convalidated, c.conparentid, c.conindid, c.confrelid
     FROM pg_constraint c WHERE c.conrelid = ANY($1) ORDER BY c.conrelid, c.conname`, [relOids]);
   const checksOf = new Map<number, Record<string, any>[]>();
   for (const c of constraints) {
@@ -392,7 +400,7 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
         commentOn('pg_class', oid, 0, relKey(Number(link.rel)), `SEQUENCE ${qn}`, r.nspname, r.relname);
         continue;
       }
-      const o = add(key, 'pre-data', 'sequence', r.nspname, r.relname, `CREATE SEQUENCE ${qn}\n    AS ${seq.type}\n${seqOptions(seq, '    ')};`);
+      const o = belongsTo(add(key, 'pre-data', 'sequence', r.nspname, r.relname, `CREATE SEQUENCE ${qn}\n    AS ${seq.type}\n${seqOptions(seq, '    ')};`), r.nspname, r.relname);
       owner(o, `SEQUENCE ${qn}`, r.nspname, r.relname, r.owner);
       acl(o, `SEQUENCE ${qn}`, r.nspname, r.relname, r.owner, r.acl, r.acldef);
       commentOn('pg_class', oid, 0, key, `SEQUENCE ${qn}`, r.nspname, r.relname);
@@ -455,7 +463,7 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
       }
       sql = [s, ...extra].join('\n');
     }
-    const o = add(key, 'pre-data', kind, r.nspname, r.relname, sql);
+    const o = belongsTo(add(key, 'pre-data', kind, r.nspname, r.relname, sql), r.nspname, r.relname);
     if (r.relkind === 'v') {
       // pg_dump's trick for views that need a constraint (GROUP BY a primary key): a stand-in
       // with the same columns now, CREATE OR REPLACE with the real query after the constraints.
@@ -479,13 +487,13 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
       }
       const dk = `pg_attrdef:${c.defoid}`;
       const alter = r.relkind === 'v' ? `ALTER VIEW ${qn}` : `ALTER TABLE ONLY ${qn}`;
-      const d = add(dk, 'pre-data', 'default', r.nspname, `${r.relname}.${c.attname}`, `${alter} ALTER COLUMN ${quoteIdent(c.attname)} SET DEFAULT ${c.defexpr};`);
+      const d = belongsTo(add(dk, 'pre-data', 'default', r.nspname, `${r.relname}.${c.attname}`, `${alter} ALTER COLUMN ${quoteIdent(c.attname)} SET DEFAULT ${c.defexpr};`), r.nspname, r.relname);
       d.deps.add(key);
     }
     if (r.relispartition) {
       const parent = (parents.get(oid) ?? [])[0];
       if (parent !== undefined && relName(parent)) {
-        const a = add(`attach:${oid}`, 'pre-data', 'table-attach', r.nspname, r.relname, `ALTER TABLE ONLY ${relName(parent)} ATTACH PARTITION ${qn} ${r.bound};`);
+        const a = belongsTo(add(`attach:${oid}`, 'pre-data', 'table-attach', r.nspname, r.relname, `ALTER TABLE ONLY ${relName(parent)} ATTACH PARTITION ${qn} ${r.bound};`), r.nspname, r.relname);
         a.deps.add(key);
         a.deps.add(relKey(parent));
       }
@@ -512,20 +520,22 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
       const stmts = [];
       if (r.relrowsecurity) stmts.push(`ALTER TABLE ${qn} ENABLE ROW LEVEL SECURITY;`);
       if (r.relforcerowsecurity) stmts.push(`ALTER TABLE ONLY ${qn} FORCE ROW LEVEL SECURITY;`);
-      add(`rls:${oid}`, 'post-data', 'rls', r.nspname, r.relname, stmts.join('\n'));
+      belongsTo(add(`rls:${oid}`, 'post-data', 'rls', r.nspname, r.relname, stmts.join('\n')), r.nspname, r.relname);
     }
     if (r.relkind === 'm' && r.relispopulated) {
-      add(`refresh:${oid}`, 'post-data', 'matview-refresh', r.nspname, r.relname, `REFRESH MATERIALIZED VIEW ${qn};`);
+      belongsTo(add(`refresh:${oid}`, 'post-data', 'matview-refresh', r.nspname, r.relname, `REFRESH MATERIALIZED VIEW ${qn};`), r.nspname, r.relname);
     }
   }
   // Serial-style sequences: OWNED BY once both exist.
   for (const l of seqLinks) {
     if (l.deptype !== 'a') continue;
     const s = rels.get(Number(l.seq));
+    const tr = rels.get(Number(l.rel));
     const t = relName(Number(l.rel));
-    if (!s || !t || !objs.has(relKey(Number(l.seq)))) continue;
-    const o = add(`owned:${l.seq}`, 'pre-data', 'sequence-owned-by', s.nspname, s.relname,
-      `ALTER SEQUENCE ${qualify(s.nspname, s.relname)} OWNED BY ${t}.${quoteIdent(l.attname)};`);
+    if (!s || !tr || !t || !objs.has(relKey(Number(l.seq)))) continue;
+    // Belongs to the owning table: without it the sequence stays, unowned.
+    const o = belongsTo(add(`owned:${l.seq}`, 'pre-data', 'sequence-owned-by', s.nspname, s.relname,
+      `ALTER SEQUENCE ${qualify(s.nspname, s.relname)} OWNED BY ${t}.${quoteIdent(l.attname)};`), tr.nspname, tr.relname);
     o.deps.add(relKey(Number(l.seq)));
     o.deps.add(relKey(Number(l.rel)));
   }
@@ -555,9 +565,12 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
     } else if (c.contype === 'f') {
       if (Number(c.conparentid) !== 0) continue; // clone of a partitioned table's key
       o = add(ck, 'post-data', 'fk', rel.nspname, sub, `ALTER TABLE ${rel.relkind === 'p' ? '' : 'ONLY '}${qn}\n    ADD CONSTRAINT ${quoteIdent(c.conname)} ${c.def};`);
+      const ref = rels.get(Number(c.confrelid));
+      if (ref) o.items[0]!.references = { schema: ref.nspname, name: ref.relname };
     } else {
       continue; // constraint triggers come with the triggers
     }
+    belongsTo(o, rel.nspname, rel.relname);
     o.deps.add(relKey(Number(c.conrelid)));
     commentOn('pg_constraint', c.oid, 0, ck, `CONSTRAINT ${quoteIdent(c.conname)} ON ${qn}`, rel.nspname, sub);
   }
@@ -573,7 +586,7 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
     const iq = qualify(r.nspname, r.relname);
     const ik = relKey(Number(r.indexrelid));
     if (!r.isconstraint) {
-      const o = add(ik, 'post-data', 'index', r.nspname, r.relname, `${r.def};`);
+      const o = belongsTo(add(ik, 'post-data', 'index', r.nspname, r.relname, `${r.def};`), rel.nspname, rel.relname);
       o.deps.add(relKey(Number(r.indrelid)));
     }
     const owning = alias.get(ik) ?? ik;
@@ -581,19 +594,19 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
     if (r.inhparent !== null) {
       const p = indexRows.find((x) => Number(x.indexrelid) === Number(r.inhparent));
       if (p) {
-        const a = add(`attach:${r.indexrelid}`, 'post-data', 'index-attach', r.nspname, r.relname, `ALTER INDEX ${qualify(p.nspname, p.relname)} ATTACH PARTITION ${iq};`);
+        const a = belongsTo(add(`attach:${r.indexrelid}`, 'post-data', 'index-attach', r.nspname, r.relname, `ALTER INDEX ${qualify(p.nspname, p.relname)} ATTACH PARTITION ${iq};`), rel.nspname, rel.relname);
         a.deps.add(owning);
         a.deps.add(alias.get(relKey(Number(p.indexrelid))) ?? relKey(Number(p.indexrelid)));
       }
     }
     const relq = qualify(rel.nspname, rel.relname);
-    if (r.indisclustered) add(`cluster:${r.indexrelid}`, 'post-data', 'cluster', rel.nspname, rel.relname, `ALTER TABLE ${relq} CLUSTER ON ${quoteIdent(r.relname)};`).deps.add(owning);
-    if (r.indisreplident) add(`replident:${r.indrelid}`, 'post-data', 'replica-identity', rel.nspname, rel.relname, `ALTER TABLE ONLY ${relq} REPLICA IDENTITY USING INDEX ${quoteIdent(r.relname)};`).deps.add(owning);
+    if (r.indisclustered) belongsTo(add(`cluster:${r.indexrelid}`, 'post-data', 'cluster', rel.nspname, rel.relname, `ALTER TABLE ${relq} CLUSTER ON ${quoteIdent(r.relname)};`), rel.nspname, rel.relname).deps.add(owning);
+    if (r.indisreplident) belongsTo(add(`replident:${r.indrelid}`, 'post-data', 'replica-identity', rel.nspname, rel.relname, `ALTER TABLE ONLY ${relq} REPLICA IDENTITY USING INDEX ${quoteIdent(r.relname)};`), rel.nspname, rel.relname).deps.add(owning);
   }
   for (const r of relRows) {
     if ((r.relkind === 'r' || r.relkind === 'p') && (r.relreplident === 'f' || r.relreplident === 'n') && objs.has(relKey(Number(r.oid)))) {
-      add(`replident:${r.oid}`, 'post-data', 'replica-identity', r.nspname, r.relname,
-        `ALTER TABLE ONLY ${qualify(r.nspname, r.relname)} REPLICA IDENTITY ${r.relreplident === 'f' ? 'FULL' : 'NOTHING'};`);
+      belongsTo(add(`replident:${r.oid}`, 'post-data', 'replica-identity', r.nspname, r.relname,
+        `ALTER TABLE ONLY ${qualify(r.nspname, r.relname)} REPLICA IDENTITY ${r.relreplident === 'f' ? 'FULL' : 'NOTHING'};`), r.nspname, r.relname);
     }
   }
   for (const r of await q(`SELECT s.oid, s.stxname, n.nspname, s.stxrelid, pg_get_statisticsobjdef(s.oid) AS def, s.stxstattarget,
@@ -604,6 +617,8 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
     const stmts = [`${r.def};`];
     if (r.stxstattarget !== null && Number(r.stxstattarget) >= 0) stmts.push(`ALTER STATISTICS ${qn} SET STATISTICS ${r.stxstattarget};`);
     const o = add(key, 'post-data', 'statistics', r.nspname, r.stxname, stmts.join('\n'));
+    const on = rels.get(Number(r.stxrelid));
+    if (on) belongsTo(o, on.nspname, on.relname);
     owner(o, `STATISTICS ${qn}`, r.nspname, r.stxname, r.owner);
     commentOn('pg_statistic_ext', r.oid, 0, key, `STATISTICS ${qn}`, r.nspname, r.stxname);
   }
@@ -615,7 +630,7 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
     const stmts = [`${r.def};`];
     const state = ({ D: 'DISABLE', R: 'ENABLE REPLICA', A: 'ENABLE ALWAYS' } as Record<string, string>)[r.tgenabled];
     if (state) stmts.push(`ALTER TABLE ${qn} ${state} TRIGGER ${quoteIdent(r.tgname)};`);
-    add(key, 'post-data', 'trigger', rel.nspname, `${rel.relname}.${r.tgname}`, stmts.join('\n')).deps.add(relKey(Number(r.tgrelid)));
+    belongsTo(add(key, 'post-data', 'trigger', rel.nspname, `${rel.relname}.${r.tgname}`, stmts.join('\n')), rel.nspname, rel.relname).deps.add(relKey(Number(r.tgrelid)));
     commentOn('pg_trigger', r.oid, 0, key, `TRIGGER ${quoteIdent(r.tgname)} ON ${qn}`, rel.nspname, `${rel.relname}.${r.tgname}`);
   }
   for (const r of await q(`SELECT r.oid, r.rulename, r.ev_class, pg_get_ruledef(r.oid) AS def, r.ev_enabled FROM pg_rewrite r
@@ -626,7 +641,7 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
     const stmts = [String(r.def).trim().replace(/;?$/, ';')];
     const state = ({ D: 'DISABLE', R: 'ENABLE REPLICA', A: 'ENABLE ALWAYS' } as Record<string, string>)[r.ev_enabled];
     if (state) stmts.push(`ALTER TABLE ${qn} ${state} RULE ${quoteIdent(r.rulename)};`);
-    add(key, 'post-data', 'rule', rel.nspname, `${rel.relname}.${r.rulename}`, stmts.join('\n')).deps.add(relKey(Number(r.ev_class)));
+    belongsTo(add(key, 'post-data', 'rule', rel.nspname, `${rel.relname}.${r.rulename}`, stmts.join('\n')), rel.nspname, rel.relname).deps.add(relKey(Number(r.ev_class)));
     commentOn('pg_rewrite', r.oid, 0, key, `RULE ${quoteIdent(r.rulename)} ON ${qn}`, rel.nspname, `${rel.relname}.${r.rulename}`);
   }
   for (const r of await q(`SELECT p.oid, p.polname, p.polrelid, p.polcmd, p.polpermissive,
@@ -643,7 +658,7 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
     if (r.qual !== null) s += ` USING (${r.qual})`;
     if (r.withcheck !== null) s += ` WITH CHECK (${r.withcheck})`;
     const named = polRoles.filter((x): x is string => x !== null);
-    const o = add(key, 'post-data', 'policy', rel.nspname, `${rel.relname}.${r.polname}`, s + ';');
+    const o = belongsTo(add(key, 'post-data', 'policy', rel.nspname, `${rel.relname}.${r.polname}`, s + ';'), rel.nspname, rel.relname);
     if (named.length) {
       o.items[0]!.requires = named;
       for (const x of named) roles.add(x);
@@ -695,6 +710,7 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
 
   // ---- dependency order --------------------------------------------------------------------------
   const postponed = new Map<string, Set<string>>(); // pre-data object -> post-data objects it needs
+  const uses = new Map<string, Set<string>>(); // every dependency between dumped objects, any section
   for (const r of await q(`SELECT classid::regclass::text AS cls, objid, refclassid::regclass::text AS refcls, refobjid
       FROM pg_depend WHERE deptype IN ('n', 'a') AND objid >= 16384`)) {
     const from = alias.get(`${r.cls}:${r.objid}`);
@@ -703,6 +719,7 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
     const a = objs.get(from);
     const b = objs.get(to);
     if (!a || !b) continue;
+    (uses.get(from) ?? uses.set(from, new Set()).get(from)!).add(to);
     if (a.section === b.section) a.deps.add(to);
     else if (a.section === 'pre-data') (postponed.get(from) ?? postponed.set(from, new Set()).get(from)!).add(to);
     if (a.matview && b.matview) objs.get(`refresh:${from.slice('pg_class:'.length)}`)?.deps.add(`refresh:${to.slice('pg_class:'.length)}`);
@@ -715,9 +732,11 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
       continue;
     }
     const def = add(`viewdef:${key}`, 'post-data', 'view-definition', create.schema, create.name, create.sql.replace(/^CREATE VIEW/, 'CREATE OR REPLACE VIEW'));
+    if (o.table) belongsTo(def, o.table.schema, o.table.name);
     for (const n of needs) def.deps.add(n);
     create.sql = o.placeholder;
   }
+  relationNeeds(objs, uses);
   const ordered = (section: DdlSection) => sortByDependencies([...objs.values()].filter((o) => o.section === section),
     (o) => warn(`dependency cycle at ${o.items[0]?.kind ?? 'object'} ${o.sortName.replace('\u0000', '.')}; restored in kind order`));
 
@@ -747,6 +766,46 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
     roles: [...roles].sort(),
   };
   return doc;
+}
+
+/**
+ * Sets DdlItem.needs: the relations besides its own that each object uses, directly or through
+ * objects that belong to no relation (a function whose SQL body reads a table, a type built on
+ * a view's row type), so that a subset restore can leave out what would fail without them.
+ */
+function relationNeeds(objs: Map<string, Obj>, uses: Map<string, Set<string>>): void {
+  type Rel = { schema: string; name: string };
+  const keyOf = (r: Rel) => `${r.schema}\u0000${r.name}`;
+  const memo = new Map<string, Map<string, Rel>>();
+  const visiting = new Set<string>();
+  const needsOf = (key: string): Map<string, Rel> => {
+    const known = memo.get(key);
+    if (known) return known;
+    const out = new Map<string, Rel>();
+    const o = objs.get(key);
+    if (!o || visiting.has(key)) return out; // a cycle: its other members add the rest
+    visiting.add(key);
+    const own = o.table ? keyOf(o.table) : undefined;
+    // A sequence's only tie to a table is its OWNED BY column: it exists without the table.
+    const sequence = o.items[0]?.kind === 'sequence';
+    for (const d of new Set([...o.deps, ...(uses.get(key) ?? [])])) {
+      const dep = objs.get(d);
+      if (!dep) continue;
+      if (dep.table) {
+        if (sequence) continue;
+        if (keyOf(dep.table) !== own) out.set(keyOf(dep.table), dep.table);
+      } else {
+        for (const [k, r] of needsOf(d)) if (k !== own) out.set(k, r);
+      }
+    }
+    visiting.delete(key);
+    memo.set(key, out);
+    return out;
+  };
+  for (const [key, o] of objs) {
+    const needs = [...needsOf(key).values()].sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
+    if (needs.length) for (const i of o.items) i.needs = needs;
+  }
 }
 
 /**

@@ -12,12 +12,18 @@ import { applyItems, prepareSession, sequenceValuesSql } from './apply.ts';
 import { ENGINE, SCHEMA_OBJECT } from './backup.ts';
 import { connect, quoteIdent, withDatabase, type PgTarget } from './connection.ts';
 import type { SchemaDocument } from './schema-types.ts';
+import { relationKey, selectSubset, type PgSubset } from './subset.ts';
 
 export interface PgRestoreOptions {
   parallel?: number;
   clean?: boolean;
   noOwner?: boolean;
   noPrivileges?: boolean;
+  /**
+   * Restore only these: `tables` as "schema.table" (raw names), `schemas` for every table of
+   * each. Objects the tables may need come along; see subset.ts.
+   */
+  subset?: PgSubset;
   onWarning?: (m: string) => void;
   onProgress?: (p: { phase: string; bytes: number; totalBytes: number }) => void;
 }
@@ -87,12 +93,16 @@ async function prepareDatabase(target: PgTarget, doc: SchemaDocument, clean: boo
 
 export async function restorePostgres(repo: Repository, restorePointId: string, target: PgTarget, opts: PgRestoreOptions = {}): Promise<PgRestoreResult> {
   const reader = await openRestorePoint(repo, restorePointId);
-  const doc = await loadSchema(reader);
+  const whole = await loadSchema(reader);
   const warnings: string[] = [];
   const warn = (m: string) => { warnings.push(m); opts.onWarning?.(m); };
+  // Chosen before the target is touched, so that a wrong name changes nothing.
+  const subset = opts.subset ? selectSubset(whole, opts.subset, warn, reader.restorePoint.id.slice(0, 12)) : undefined;
+  const doc = subset?.doc ?? whole;
   await prepareDatabase(target, doc, !!opts.clean, warn);
 
-  const dataObjects = reader.restorePoint.objects.filter((o) => o.kind === 'table-data');
+  const dataObjects = reader.restorePoint.objects.filter((o) => o.kind === 'table-data'
+    && (!subset || subset.tables.has(relationKey((o.meta as { schema: string }).schema, (o.meta as { table: string }).table))));
   const loObjects = reader.restorePoint.objects.filter((o) => o.kind === 'large-object');
   const totalBytes = dataObjects.reduce((s, o) => s + o.size, 0);
   let bytes = 0;

@@ -22,6 +22,21 @@ export interface DdlItem {
   owner?: string;
   /** roles that must exist on the target for this item to apply (owner and acl items) */
   requires?: string[];
+  /**
+   * The relation (table, view, matview, sequence) the item belongs to: the relation itself, its
+   * sub-objects (constraints, indexes, triggers, defaults…), and their owners, grants and
+   * comments. Lets a subset restore keep only what belongs to the chosen tables; restore points
+   * made before it existed lack it.
+   */
+  table?: { schema: string; name: string };
+  /** foreign keys: the referenced table */
+  references?: { schema: string; name: string };
+  /**
+   * Relations besides `table` that must exist for the item to apply: those it uses directly
+   * (a view's tables, a policy's subquery) or through types and routines (a function whose SQL
+   * body reads a table). A subset restore leaves out items whose relations it does not restore.
+   */
+  needs?: { schema: string; name: string }[];
 }
 
 export type RelKind = 'r' | 'p' | 'm' | 'v' | 'f';

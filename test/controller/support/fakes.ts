@@ -2,7 +2,7 @@
 // format), for controller tests only. They keep just enough state to check what sessions did.
 import { randomUUID, createHash } from 'node:crypto';
 import { CosmosBackupError } from '../../../shared/errors.ts';
-import type { CloudGateway, Gateways, RepositoryAccess, RepositoryGateway, WorkerGateway, BackupJob, ArchiveJob, RestoreJob } from '../../../controller/sessions/gateways.ts';
+import type { CloudGateway, Gateways, RepositoryAccess, RepositoryGateway, WorkerGateway, BackupJob, ArchiveJob, ExportJob, RestoreJob } from '../../../controller/sessions/gateways.ts';
 import type { CloudAccount } from '../../../controller/policies/scope.ts';
 import type { ServiceAccountCredentials } from '../../../controller/db/config-store.ts';
 
@@ -65,6 +65,10 @@ export class InMemoryRepositories implements RepositoryGateway {
     if (!repo) throw new CosmosBackupError('REPO_NOT_FOUND', 'no repository');
     for (const id of ids) { repo.points.delete(id); this.forgotten.push(id); }
   }
+
+  /** Nothing is tiered in memory: every point is online. */
+  async retrieval() { return { state: 'online' as const, packs: 0, archived: 0, rehydrating: 0 }; }
+  async rearchive() { return 0; }
 }
 
 /** Workers that finish at once, or (mode 'hang') never finish until aborted. */
@@ -100,7 +104,24 @@ export class InMemoryWorkers implements WorkerGateway {
 
   async runArchive(job: ArchiveJob) {
     this.archived.push(job);
-    return { copiedBytes: 500, copiedChunks: 2, worker: 'fake-worker' };
+    // Copies get ids of their own in the archive.
+    const formatPointIds = job.formatPointIds.map(() => randomUUID());
+    for (const id of formatPointIds) this.repos.repos.get(InMemoryRepositories.key(job.target))?.points.add(id);
+    return { formatPointIds, copiedBytes: 500, copiedChunks: 2, worker: 'fake-worker' };
+  }
+
+  async runExport(job: ExportJob) {
+    return {
+      file: {
+        subscriptionId: job.account.subscriptionId, storageAccountId: 'sa', container: 'exports', blob: `${job.sessionId}/${job.fileName}`, fileName: job.fileName,
+        format: job.format, size: 10, sha256: '0'.repeat(64), expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+      },
+      worker: 'fake-worker',
+    };
+  }
+
+  async exportLink(_sa: unknown, file: { blob: string }, minutes: number) {
+    return { url: `https://example.invalid/exports/${file.blob}`, expiresAt: new Date(Date.now() + minutes * 60_000) };
   }
 }
 
