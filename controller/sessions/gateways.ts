@@ -83,7 +83,6 @@ export interface ArchiveJob extends JobContext {
   target: RepositoryAccess;
   /** the restore points to copy (the latest backup's points of the account, one per database) */
   formatPointIds: string[];
-  accessTier: string | null;
 }
 export interface ArchiveResult {
   /** the copies' ids in the archive, in the order of the job's formatPointIds (ids differ per repository) */

@@ -273,7 +273,6 @@ export class SessionRunner {
       try {
         const r = await this.#gw.workers.runArchive({
           sessionId: ctx.session.id, account, serviceAccount: sa, source, target, formatPointIds: points.map((p) => p.formatPointId!),
-          accessTier: target.repo.accessTier ?? null,
           workerConfiguration: (await cfg.workerConfigurationFor(this.#db, account.region)) ?? null,
           signal: ctx.signal, log: (m) => void ctx.log('info', `${account.name}: ${m}`).catch(() => {}),
         });
