@@ -117,7 +117,9 @@ export class AzureWorkers implements WorkerGateway {
     const to = await grantRepository(job.target, { hours, credential: clients.credential });
     // The copy runs beside the source repository: its reads are the bulk of the traffic.
     const region = await this.#repositoryRegion(clients, job.account.subscriptionId, job.source, job.log) ?? job.account.region;
-    const { result, worker } = await this.#run(job, job.serviceAccount, clients, { ...job.account, region }, 'archive', 'archive', (id, pub) => ({
+    // The worker configuration is the one of the region the worker runs in.
+    const workerConfiguration = region === job.account.region ? job.workerConfiguration : (await cfg.workerConfigurationFor(this.#db, region)) ?? null;
+    const { result, worker } = await this.#run({ ...job, workerConfiguration }, job.serviceAccount, clients, { ...job.account, region }, 'archive', 'archive', (id, pub) => ({
       kind: 'copy', jobId: `${job.sessionId}/${job.account.name}`.slice(0, 128), restorePointIds: job.formatPointIds,
       from: sealRepo(id, 'from', from, pub), to: sealRepo(id, 'to', to, pub, job.target),
     }));
