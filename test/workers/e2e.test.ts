@@ -38,6 +38,7 @@ import { usePostgres, createTestDatabase, type PostgresServer } from '../support
 import { startMongoServer } from '../support/mongo-server/index.ts';
 import { client, tempDir, testConfig } from '../controller/support/controller.ts';
 import { psqlFile } from '../postgres-schema/helpers.ts';
+import { sleep, until } from '../support/until.ts';
 
 const T = randomUUID();
 const S = randomUUID();
@@ -67,16 +68,6 @@ let repoContainer: string;
 let mongoPassword: string;
 let cloudSettings: AzureSettings;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, ms = 180_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(250);
-  }
-}
 
 function settingsBody() {
   const port = (smtp.server.address() as AddressInfo).port;

@@ -22,6 +22,7 @@ import { startArmSimulator, simCredential, type ArmSimulator } from '../support/
 import { startAzurite, type AzuriteServer } from '../support/azurite.ts';
 import { createTestDatabase, usePostgres, type PostgresServer } from '../support/postgres.ts';
 import { createTestRepo, type TestRepo } from '../worker/support.ts';
+import { until } from '../support/until.ts';
 
 const T = '0b6c7a3e-1111-4c4c-9a9a-0000000000c7';
 const S = '5d1f0c2a-2222-4d4d-8b8b-0000000000c7';
@@ -40,16 +41,6 @@ let repo: TestRepo;
 const dbs: Db[] = [];
 const pools: WorkerPool[] = [];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, ms = 120_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 /** 'pending' unless the promise has settled by the time already-queued callbacks have run. */
 function promiseState(p: Promise<unknown>): Promise<'pending' | 'resolved' | 'rejected'> {
