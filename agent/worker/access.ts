@@ -7,7 +7,7 @@ import type { DatabaseTarget, Repository as RepositoryRef, Tls } from '../../sha
 import { openStore } from '../../shared/storage/open.ts';
 import type { ObjectStore } from '../../shared/storage/types.ts';
 import { Repository } from '../../shared/repository/repository.ts';
-import { KEYS } from '../../shared/repository/format.ts';
+import { packTierRule } from '../../shared/repository/retrieval.ts';
 import type { PgTarget } from '../engines/postgres/connection.ts';
 
 export type Secrets = ReadonlyMap<string, Buffer>;
@@ -76,10 +76,7 @@ export async function openCommandRepository(ref: RepositoryRef, field: string, s
     // DefaultAzureCredential's managed identity reads the user-assigned identity from the environment.
     process.env.AZURE_CLIENT_ID = ref.clientId;
   }
-  // Only packs take the tier: indexes and manifests must stay readable for dedup and listing.
-  const tier = ref.accessTier && ref.accessTier !== 'Hot' ? ref.accessTier : undefined;
-  const tierFor = tier ? (key: string) => (key.startsWith(KEYS.dataPrefix) ? tier : undefined) : undefined;
-  const store = abortableStore(await openStore(location, { env, tierFor }), signal);
+  const store = abortableStore(await openStore(location, { env, tierFor: packTierRule(ref.accessTier) }), signal);
   return Repository.open(store, { password: secret(secrets, `${field}.password`) });
 }
 

@@ -16,3 +16,8 @@ export async function repositoryAccess(db: Queryable, box: SecretBox, repository
     accessTier: repo.accessTier,
   };
 }
+
+/** Whether a point's packs may sit in the Archive tier (recorded so, or its repository is so now): its data must be rehydrated before it is read. */
+export function inArchiveTier(point: { accessTier: string | null }, access: Pick<RepositoryAccess, 'accessTier'>): boolean {
+  return point.accessTier === 'Archive' || access.accessTier === 'Archive';
+}

@@ -12,7 +12,7 @@ import { mostFrequentFlag } from '../policies/schedule.ts';
 import type { Flag } from '../policies/model.ts';
 import { addLocal } from '../policies/zoned.ts';
 import type { DatabaseLogin, ExportFormat, Gateways, RepositoryAccess, RetrievalStatus } from './gateways.ts';
-import { repositoryAccess } from './repository-access.ts';
+import { inArchiveTier, repositoryAccess } from './repository-access.ts';
 import { dailyReportMail, sessionMail, sessionRecipients } from '../notifications/messages.ts';
 import { sendMail } from '../notifications/mailer.ts';
 
@@ -446,7 +446,7 @@ export class SessionRunner {
     const subset = p.subset.length ? ` (only ${p.subset.join(', ')})` : '';
     await ctx.log('info', `restoring ${point.accountName} as of ${point.createdAt} from repository "${repo.repo.name}" into database "${p.databaseName}" on ${target.name}${subset}`);
     const base = { accountId: target.id, accountName: target.name, restorePointId: point.id };
-    const archived = point.accessTier === 'Archive' || repo.accessTier === 'Archive';
+    const archived = inArchiveTier(point, repo);
     return this.#fromRepository(ctx, { repo, formatPointId: point.formatPointId, archived, priority: p.rehydratePriority ?? 'Standard', base }, async () => {
       const r = await this.#gw.workers.runRestore({
         sessionId: ctx.session.id, formatPointId: point.formatPointId!, sourceAccountId: point.accountId, sourceAccountName: point.accountName,
@@ -523,7 +523,7 @@ export class SessionRunner {
     const format: ExportFormat = p.format ?? (account.kind === 'PostgreSQL' ? 'sql' : 'mongodump');
     const repo = await this.#repoAccess(point.repositoryId);
     const base = { accountId: account.id, accountName: account.name, restorePointId: point.id };
-    const archived = point.accessTier === 'Archive' || repo.accessTier === 'Archive';
+    const archived = inArchiveTier(point, repo);
     const ext = format === 'sql' ? 'sql' : 'tar.gz';
     const fileName = `${point.accountName}-${point.databaseName ?? 'database'}-${point.createdAt.replace(/[:.]/g, '-')}.${ext}`.replace(/[^A-Za-z0-9._-]/g, '_');
     await ctx.log('info', `exporting ${point.accountName} as of ${point.createdAt} from repository "${repo.repo.name}" as ${format} (${fileName})`);

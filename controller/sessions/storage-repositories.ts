@@ -21,8 +21,7 @@ import { withConcurrencyLimit } from '../../shared/storage/limiting.ts';
 import type { ObjectStore } from '../../shared/storage/types.ts';
 import { Repository } from '../../shared/repository/repository.ts';
 import { forget, gc } from '../../shared/repository/gc.ts';
-import { KEYS } from '../../shared/repository/format.ts';
-import { rearchive, retrieve } from '../../shared/repository/retrieval.ts';
+import { packTierRule, rearchive, retrieve } from '../../shared/repository/retrieval.ts';
 import type { AccessTier } from '../../shared/storage/types.ts';
 import type { RepositoryLocation, ServiceAccountCredentials } from '../db/config-store.ts';
 import type { RepositoryAccess, RepositoryGateway, RetrievalStatus } from './gateways.ts';
@@ -34,10 +33,7 @@ function packTier(access: RepositoryAccess): AccessTier | undefined {
   return t && t !== 'Hot' ? t : undefined;
 }
 /** Packs written by gc's repacking go to the repository's tier, as the workers' packs do. */
-function tierFor(access: RepositoryAccess): ((key: string) => AccessTier | undefined) | undefined {
-  const t = packTier(access);
-  return t ? (key) => (key.startsWith(KEYS.dataPrefix) ? t : undefined) : undefined;
-}
+const tierFor = (access: RepositoryAccess) => packTierRule(packTier(access));
 
 /** The repository location as the storage layer names it (pure). */
 export function locationUrl(loc: RepositoryLocation): string {

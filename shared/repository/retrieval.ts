@@ -31,6 +31,15 @@ export interface RetrievalOptions {
 
 const isArchive = (tier: string | undefined) => tier?.toLowerCase() === 'archive';
 
+/**
+ * The store's tier rule for a repository whose data sits in `tier`: only packs take it; indexes,
+ * manifests, keys and locks stay in the account's default tier, so dedup and listing never wait
+ * for a rehydration. Hot (the default) needs no rule.
+ */
+export function packTierRule(tier: AccessTier | undefined): ((key: string) => AccessTier | undefined) | undefined {
+  return tier && tier !== 'Hot' ? (key) => (key.startsWith(KEYS.dataPrefix) ? tier : undefined) : undefined;
+}
+
 /** The pack ids holding the given chunk ids (hex). */
 async function packsOf(repo: Repository, chunkIds: Iterable<Buffer>): Promise<Set<string>> {
   const index = await repo.loadIndex();

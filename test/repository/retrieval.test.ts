@@ -11,7 +11,7 @@ import { Repository } from '../../shared/repository/repository.ts';
 import { startBackup } from '../../shared/repository/backup-writer.ts';
 import { openRestorePoint } from '../../shared/repository/reader.ts';
 import { KEYS } from '../../shared/repository/format.ts';
-import { rearchive, retrieve } from '../../shared/repository/retrieval.ts';
+import { packTierRule, rearchive, retrieve } from '../../shared/repository/retrieval.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -20,7 +20,7 @@ test('Archive-tier packs: unreadable until retrieval rehydrates them, then moved
   const env = { ...process.env, AZURE_STORAGE_CONNECTION_STRING: az.connectionString };
   const container = `tier${randomBytes(4).toString('hex')}`;
   const url = `azblob://${az.account}/${container}`;
-  const tierFor = (key: string) => (key.startsWith(KEYS.dataPrefix) ? 'Archive' as const : undefined);
+  const tierFor = packTierRule('Archive');
   const repo = await Repository.init(await openStore(url, { env, create: true, tierFor }), { packSize: 1 << 20 });
   const data = randomBytes(3 * 1024 * 1024);
   const w = await startBackup(repo, { engine: 'test', database: 'db', source: 'unit' });

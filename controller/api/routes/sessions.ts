@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import * as st from '../../db/session-store.ts';
 import * as cfg from '../../db/config-store.ts';
 import type { ExportParams, RestoreParams } from '../../sessions/runner.ts';
-import { repositoryAccess } from '../../sessions/repository-access.ts';
+import { inArchiveTier, repositoryAccess } from '../../sessions/repository-access.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, router } from '../errors.ts';
 import {
@@ -81,7 +81,7 @@ export function restorePointRoutes({ db, box, runner, repositories }: ApiDeps) {
   }), async (c) => {
     const point = await repositoryPoint(c.req.valid('param').id, 'Azure keeps its data');
     const access = await repositoryAccess(db, box, point.repositoryId);
-    if (point.accessTier !== 'Archive' && access.accessTier !== 'Archive') return c.json({ state: 'online' as const, packs: 0, archived: 0, rehydrating: 0 }, 200);
+    if (!inArchiveTier(point, access)) return c.json({ state: 'online' as const, packs: 0, archived: 0, rehydrating: 0 }, 200);
     return c.json(await repositories.retrieval(access, [point.formatPointId], { start: false }), 200);
   });
 
