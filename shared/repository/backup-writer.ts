@@ -8,7 +8,7 @@ import { CosmosBackupError } from '../errors.ts';
 import { Chunker } from './chunker.ts';
 import type { ChunkIndex } from './chunk-index.ts';
 import { compress } from './codec.ts';
-import { BLOB_DATA, BLOB_LIST, encodeIndex, endsListBlob, KEYS, type IndexPack } from './format.ts';
+import { BLOB_DATA, BLOB_LIST, encodeIndexPack, endsListBlob, joinIndex, KEYS } from './format.ts';
 import { lockShared, type RepoLock } from './locks.ts';
 import { PackUploader, type PackBuilder } from './packer.ts';
 import type { Repository } from './repository.ts';
@@ -19,7 +19,9 @@ const INDEX_FLUSH_ENTRIES = 50_000;
 /** Frames being compressed/sealed per object writer at once. */
 const FRAMES_IN_FLIGHT = 8;
 /** Plaintext gathered into one compressed frame. */
-export const FRAME_TARGET = 64 * 1024;
+export const FRAME_TARGET = 128 * 1024;
+/** Idle frame buffers kept for reuse (more than the frames any backup has in flight). */
+const FRAME_POOL_MAX = 64;
 
 export interface StartBackupOptions extends BackupOptions {
   onProgress?: ProgressFn;
@@ -46,7 +48,8 @@ class RepoBackupWriter implements BackupWriter {
   readonly uploader: PackUploader;
   /** ids stored (or being stored) by this backup, latin1 keys */
   private readonly session = new Set<string>();
-  private pendingIndex: IndexPack[] = [];
+  /** stored packs not yet in an index object, each encoded (encodeIndexPack) */
+  private pendingIndex: Buffer[] = [];
   private pendingEntries = 0;
   private readonly indexWrites: Promise<string>[] = [];
   private readonly objects = new Map<string, ManifestObject | null>();
@@ -56,17 +59,21 @@ class RepoBackupWriter implements BackupWriter {
   private failure: unknown;
   stats = { bytes: 0, chunks: 0, newChunks: 0, storedBytes: 0 };
   private lastProgress = 0;
+  /** a frame is flushed once it reaches FRAME_TARGET, so it never exceeds this (chunk lists aside) */
+  private readonly frameBufferSize: number;
+  private readonly framePool: Buffer[] = [];
 
   constructor(repo: Repository, index: ChunkIndex, lock: RepoLock, opts: StartBackupOptions) {
     this.repo = repo;
     this.index = index;
     this.lock = lock;
     this.opts = opts;
+    this.frameBufferSize = FRAME_TARGET + repo.chunker.maxSize;
     this.uploader = new PackUploader({
       store: repo.store, sealer: repo.sealer, packSize: repo.config.packSize, maxUploads: opts.maxUploads ?? 3,
       onStored: (pack, bytes) => {
         this.stats.storedBytes += bytes;
-        this.pendingIndex.push(pack);
+        this.pendingIndex.push(encodeIndexPack(pack));
         this.pendingEntries += pack.entries.length;
         if (this.pendingEntries >= INDEX_FLUSH_ENTRIES) this.flushIndex();
         this.progress();
@@ -102,7 +109,7 @@ class RepoBackupWriter implements BackupWriter {
     const packs = this.pendingIndex;
     this.pendingIndex = [];
     this.pendingEntries = 0;
-    const p = this.repo.putDocument(KEYS.indexPrefix, encodeIndex(packs), false);
+    const p = this.repo.putDocument(KEYS.indexPrefix, joinIndex(packs), false);
     p.catch((e: unknown) => this.fail(e));
     this.indexWrites.push(p);
   }
@@ -169,10 +176,24 @@ class RepoBackupWriter implements BackupWriter {
   }
 
   // ---- used by object writers
+  /**
+   * A buffer for one frame's plaintext: reused from frames already compressed, because a fresh
+   * 64-128 KiB buffer per frame is external memory that V8 answers with a major GC every 64 MiB.
+   */
+  frameBuffer(size: number): Buffer {
+    if (size > this.frameBufferSize) return Buffer.allocUnsafeSlow(size);
+    return (this.framePool.pop() ?? Buffer.allocUnsafeSlow(this.frameBufferSize)).subarray(0, size);
+  }
+
   /** Compresses and seals a frame on the thread pool; the caller places the result in order. */
   async sealFrame(plain: Buffer): Promise<{ codec: number; sealed: Buffer }> {
     const c = await compress(plain);
-    return { codec: c.codec, sealed: this.repo.sealer.seal(c.data) };
+    // Stored uncompressed (and unencrypted), the frame would be a view of the pooled buffer.
+    const data = c.data === plain ? Buffer.from(plain) : c.data;
+    if (plain.buffer.byteLength === this.frameBufferSize && this.framePool.length < FRAME_POOL_MAX) {
+      this.framePool.push(Buffer.from(plain.buffer, 0, this.frameBufferSize));
+    }
+    return { codec: c.codec, sealed: this.repo.sealer.seal(data) };
   }
 
   /** Appends a sealed frame to the writer's pack, uploading the pack when it is full. */
@@ -263,8 +284,10 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
   private flushFrame(): void {
     if (!this.frame.length) return;
     const chunks = this.frame;
-    // Concatenation also copies chunks that are views of the caller's buffers.
-    const plain = Buffer.concat(this.frameParts, this.frameBytes);
+    // Copying also detaches chunks that are views of the caller's buffers.
+    const plain = this.bw.frameBuffer(this.frameBytes);
+    let at = 0;
+    for (const part of this.frameParts) { plain.set(part, at); at += part.length; }
     this.frame = [];
     this.frameParts = [];
     this.frameBytes = 0;

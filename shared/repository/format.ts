@@ -138,20 +138,27 @@ export const INDEX_MAGIC = Buffer.from('CBIX');
 
 /** Index plaintext: magic, u8 version, u32 packs, then per pack: id(32) u32 count entries. */
 export function encodeIndex(packs: IndexPack[]): Buffer {
-  let size = 9;
-  for (const p of packs) size += 36 + p.entries.length * ENTRY_BYTES;
-  const buf = Buffer.alloc(size);
-  INDEX_MAGIC.copy(buf, 0);
-  buf.writeUInt8(1, 4);
-  buf.writeUInt32LE(packs.length, 5);
-  let o = 9;
-  for (const p of packs) {
-    Buffer.from(p.packId, 'hex').copy(buf, o);
-    buf.writeUInt32LE(p.entries.length, o + 32);
-    o += 36;
-    for (const e of p.entries) o = writeEntry(buf, o, e);
-  }
+  return joinIndex(packs.map(encodeIndexPack));
+}
+
+/** One pack's part of an index object: writers encode a pack as soon as it is stored, so its
+ * entries (thousands of small objects) need not stay on the heap until the index is written. */
+export function encodeIndexPack(p: IndexPack): Buffer {
+  const buf = Buffer.allocUnsafe(36 + p.entries.length * ENTRY_BYTES);
+  Buffer.from(p.packId, 'hex').copy(buf, 0);
+  buf.writeUInt32LE(p.entries.length, 32);
+  let o = 36;
+  for (const e of p.entries) o = writeEntry(buf, o, e);
   return buf;
+}
+
+/** An index object from parts made by encodeIndexPack. */
+export function joinIndex(parts: Buffer[]): Buffer {
+  const head = Buffer.alloc(9);
+  INDEX_MAGIC.copy(head, 0);
+  head.writeUInt8(1, 4);
+  head.writeUInt32LE(parts.length, 5);
+  return Buffer.concat([head, ...parts]);
 }
 
 export function decodeIndex(name: string, plain: Buffer): IndexPack[] {

@@ -16,8 +16,11 @@ import { connect, quoteIdent, type PgTarget } from './connection.ts';
 export const ENGINE = 'postgres';
 export const SCHEMA_OBJECT = 'schema.json';
 /** Tables larger than this are split into ctid ranges of about this size (PostgreSQL >= 14), so
- * parallel connections share big tables and no single table serialises the tail of a backup. */
-export const SPLIT_BYTES = 64 * 1024 * 1024;
+ * parallel connections share big tables and no single table serialises the tail of a backup.
+ * Not smaller: a TID range scan costs the server about a quarter more CPU per row than a plain
+ * COPY of the table (PostgreSQL 15, measured in docs/PERFORMANCE.md), which outweighs the
+ * parallelism for tables that stream in seconds anyway. */
+export const SPLIT_BYTES = 1024 * 1024 * 1024;
 
 export interface PgBackupOptions {
   parallel?: number;
