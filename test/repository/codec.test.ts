@@ -13,7 +13,8 @@ test('zstd frames record their content size, for every size class of the header 
     assert.equal(zstdContentSize(c.data), n, `header of a ${n}-byte frame`);
     const back = await decompress(c.codec, c.data, 16 * 1024 * 1024);
     assert.ok(back.equals(plain), `${n} bytes round-trip`);
-    assert.ok(back.buffer.byteLength <= n + 4096, 'the output is not an oversized buffer');
+    // Frames live on in read-ahead batches: the output must not pin a larger buffer.
+    assert.ok(back.buffer.byteLength <= n + 64, `the ${n}-byte output holds no oversized buffer (${back.buffer.byteLength})`);
   }
   // A frame written without a pledged size (as zstd's streaming API does) has no size field.
   const streamed = await new Promise<Buffer>((resolve, reject) => {
