@@ -21,6 +21,8 @@ export const BINARY = path.join(DIST, BINARY_NAME);
 export const MANIFEST = `${BINARY}.json`;
 /** The registry Node (npm package `node`, pinned in package.json) the binary is built over. */
 export const NODE_BINARY = path.join(ROOT, 'node_modules', 'node', 'bin', 'node');
+/** V8 flags the binary starts with (see the SEA step below); `npm run agent` passes the same. */
+export const AGENT_V8_FLAGS = ['--max-semi-space-size=4', '--initial-old-space-size=48'];
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 
 /**
@@ -119,8 +121,10 @@ export async function buildAgent(opts: BuildOptions = {}): Promise<AgentManifest
 
   // 2. the SEA blob, made by the same Node that runs it
   // A small young generation makes V8 collect dead frame and pack buffers promptly: measured
-  // about -60 MiB of peak RSS during a backup, for a few percent of CPU.
-  writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false, execArgv: ['--max-semi-space-size=4'] }));
+  // about -60 MiB of peak RSS during a backup, for a few percent of CPU. A 48 MiB floor under the
+  // old generation's limit stops V8 from starting a major GC every ~80 ms on the agent's small
+  // (~15 MiB) heap: a restore's major GCs 56 -> 22, a fifth less agent CPU, +25 MiB of RSS.
+  writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false, execArgv: AGENT_V8_FLAGS }));
   execFileSync(NODE_BINARY, ['--experimental-sea-config', seaConfig], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
 
   // 3. inject into a copy of that Node

@@ -1,11 +1,11 @@
 // Writing a restore point: objects are chunked, deduplicated against the repository index,
 // compressed and sealed on the thread pool, packed and uploaded with bounded concurrency; the
 // index follows the packs, and the manifest is written last and atomically.
-import { createHash, type Hash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Writable } from 'node:stream';
 import { CosmosBackupError } from '../errors.ts';
 import { Chunker } from './chunker.ts';
+import { IdSet } from './id-set.ts';
 import type { ChunkIndex } from './chunk-index.ts';
 import { compress } from './codec.ts';
 import { BLOB_DATA, BLOB_LIST, encodeIndexPack, endsListBlob, joinIndex, KEYS } from './format.ts';
@@ -46,8 +46,8 @@ class RepoBackupWriter implements BackupWriter {
   private readonly lock: RepoLock;
   private readonly opts: StartBackupOptions;
   readonly uploader: PackUploader;
-  /** ids stored (or being stored) by this backup, latin1 keys */
-  private readonly session = new Set<string>();
+  /** ids stored (or being stored) by this backup */
+  private readonly session = new IdSet();
   /** stored packs not yet in an index object, each encoded (encodeIndexPack) */
   private pendingIndex: Buffer[] = [];
   private pendingEntries = 0;
@@ -83,11 +83,7 @@ class RepoBackupWriter implements BackupWriter {
 
   /** true if the chunk must be stored (not in the repository, not already stored by this backup) */
   claim(id: Buffer): boolean {
-    if (this.index.has(id)) return false;
-    const k = id.toString('latin1');
-    if (this.session.has(k)) return false;
-    this.session.add(k);
-    return true;
+    return !this.index.has(id) && this.session.add(id);
   }
 
   fail(e: unknown): void { this.failure ??= e; }
@@ -216,7 +212,6 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
   private readonly kind: string;
   private readonly meta: Record<string, unknown> | undefined;
   private readonly chunker: Chunker;
-  private readonly hash: Hash = createHash('sha256');
   private size = 0;
   private chunkCount = 0;
   private listIds: Buffer[] = [];
@@ -313,7 +308,6 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
   override _write(data: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     try {
       this.bw.checkOpen();
-      this.hash.update(data);
       this.size += data.length;
       this.bw.stats.bytes += data.length;
       this.chunker.push(data);
@@ -336,7 +330,7 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
         await this.bw.uploader.giveBack(b);
       }
       const obj: ManifestObject = {
-        name: this.name, kind: this.kind, size: this.size, sha256: this.hash.digest('hex'),
+        name: this.name, kind: this.kind, size: this.size,
         list: this.list, chunks: this.chunkCount, ...(this.meta ? { meta: this.meta } : {}),
       };
       this.resolveDone(obj);

@@ -9,8 +9,12 @@ export interface ManifestObject {
   kind: string;
   /** plaintext bytes */
   size: number;
-  /** SHA-256 (hex) of the plaintext, checked on every full read */
-  sha256: string;
+  /**
+   * SHA-256 (hex) of the plaintext: written by earlier versions, checked when present. Objects
+   * written now rely on every chunk's id check, the id-checked chunk lists and the size
+   * (docs/FORMAT.md §7), which saves a second hash pass over all data on backup and on restore.
+   */
+  sha256?: string;
   /** hex ids of the chunks holding the object's chunk-id list (see FORMAT.md "chunk lists") */
   list: string[];
   /** number of data chunks */

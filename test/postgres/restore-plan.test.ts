@@ -1,13 +1,15 @@
 // Restore planning (pure): data objects are grouped per table, a table's parts keep their backup
-// order (part numbers compared as numbers), and the biggest table is loaded first.
+// order (part numbers compared as numbers), the biggest table is loaded first, and indexes and keys
+// wait only for the tables they need.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { tableJobs } from '../../agent/engines/postgres/restore.ts';
+import { planLoad, tableJobs } from '../../agent/engines/postgres/restore.ts';
+import type { DdlItem } from '../../agent/engines/postgres/schema-types.ts';
 import { tableObjectName } from '../../agent/engines/postgres/backup.ts';
 import type { ManifestObject } from '../../shared/repository/types.ts';
 
 const obj = (schema: string, table: string, part: number, size: number): ManifestObject => ({
-  name: tableObjectName({ schema, name: table }, part), kind: 'table-data', size, sha256: '', list: [], chunks: 0,
+  name: tableObjectName({ schema, name: table }, part), kind: 'table-data', size, list: [], chunks: 0,
   meta: { schema, table, columns: [] },
 });
 
@@ -20,5 +22,28 @@ test('table jobs: one per table (names with dots kept apart), parts in order, bi
     ['s.a', 20, ['0', '1', '2', '10']],
     ['s.a.b', 2, ['0']],
     ['s.a.b', 1, ['0']],
+  ]);
+});
+
+test('load plan: indexes and keys wait only for the data of their own table and the relations they need', () => {
+  const item = (kind: string, name: string, table?: [string, string], needs?: [string, string][]): DdlItem => ({
+    section: 'post-data', kind, schema: 's', name, sql: `-- ${name}`,
+    ...(table ? { table: { schema: table[0], name: table[1] } } : {}),
+    ...(needs ? { needs: needs.map(([schema, n]) => ({ schema, name: n })) } : {}),
+  });
+  const { jobs, wave } = planLoad([obj('s', 'a', 0, 5), obj('s', 'b', 0, 100), obj('s', 'b', 1, 100)], [
+    item('constraint', 'a.a_pkey', ['s', 'a']),
+    item('fk', 'a.a_b_fkey', ['s', 'a']),
+    item('index', 'b_idx', ['s', 'b'], [['s', 'a'], ['s', 'nodata']]),
+    item('index', 'empty_idx', ['s', 'nodata']),
+    item('index', 'old_idx'),
+    item('trigger', 'a.t', ['s', 'a']),
+  ]);
+  assert.deepEqual(jobs.map((j) => j.key), ['s.b', 's.a']);
+  assert.deepEqual(wave.map((w) => [w.item.name, w.after]), [
+    ['a.a_pkey', [JSON.stringify(['s', 'a'])]],
+    ['b_idx', [JSON.stringify(['s', 'b']), JSON.stringify(['s', 'a'])]],
+    ['empty_idx', []], // a table without data: nothing to wait for
+    ['old_idx', undefined], // restore points that do not record the table: after all data
   ]);
 });

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { openStore } from '../../shared/storage/open.ts';
 import { Repository } from '../../shared/repository/repository.ts';
 import { startBackup } from '../../shared/repository/backup-writer.ts';
@@ -93,6 +93,19 @@ test('no plaintext of a known marker appears in any stored object of an encrypte
   assert.ok(files(plain.dir).some((f) => f.startsWith('data/')));
   rmSync(dir, { recursive: true, force: true });
   rmSync(plain.dir, { recursive: true, force: true });
+});
+
+test('objects carry no whole-object SHA-256; one recorded by an older restore point is still checked', async () => {
+  const { dir, repo, rp, text } = await makeRepo(false);
+  const obj = rp.objects.find((o) => o.name === 'text')!;
+  assert.equal(obj.sha256, undefined, 'new objects rely on chunk ids and the size');
+  const reader = await openRestorePoint(repo, rp.id);
+  assert.ok((await reader.readObject(obj)).equals(text));
+  const sum = createHash('sha256').update(text).digest('hex');
+  assert.ok((await reader.readObject({ ...obj, sha256: sum })).equals(text), 'a matching older checksum passes');
+  await assert.rejects(reader.readObject({ ...obj, sha256: sum.replace(/^./, (c) => (c === '0' ? '1' : '0')) }), (e: Error & { code?: string }) => e.code === 'CORRUPT_OBJECT' && /checksum/.test(e.message));
+  await assert.rejects(reader.readObject({ ...obj, size: obj.size + 1 }), (e: Error & { code?: string }) => e.code === 'CORRUPT_OBJECT' && /size/.test(e.message));
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('a wrong password is refused before anything is read or written', async () => {

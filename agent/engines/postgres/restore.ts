@@ -11,7 +11,7 @@ import type { ManifestObject, RestorePointReader } from '../../../shared/reposit
 import { applyItems, prepareSession, sequenceValuesSql } from './apply.ts';
 import { ENGINE, SCHEMA_OBJECT } from './backup.ts';
 import { connect, quoteIdent, withDatabase, type PgTarget } from './connection.ts';
-import type { SchemaDocument } from './schema-types.ts';
+import type { DdlItem, SchemaDocument } from './schema-types.ts';
 import { relationKey, selectSubset, type PgSubset } from './subset.ts';
 
 export interface PgRestoreOptions {
@@ -143,28 +143,45 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
     }
     // One job per table, biggest first; a table's parts load in order on one connection, so
     // the restored heap keeps the source's row order (index correlation, BRIN ranges).
-    const queue = tableJobs(dataObjects);
-    const load = async (client: pg.Client) => {
-      for (let job = queue.shift(); job; job = queue.shift()) {
-        const rows = await loadJob(reader, client, job, (n) => { bytes += n; report('data'); });
-        counts[job.key] = (counts[job.key] ?? 0) + rows;
+    // As pg_restore -j: indexes and primary/unique/exclusion keys depend only on their table's
+    // data and pre-data objects, so each is built as soon as its table is loaded, on whichever
+    // connection is free: a connection that has no table left to load builds the indexes of
+    // tables already in while the biggest table is still loading. Everything else follows.
+    const post = doc.items.filter((i) => i.section === 'post-data');
+    const plan = planLoad(dataObjects, post);
+    const loaded = new Set<string>();
+    let loading = plan.jobs.length;
+    let wake: () => void = () => {};
+    let changed = new Promise<void>((r) => { wake = r; });
+    const tableDone = (id: string) => {
+      loaded.add(id);
+      if (--loading === 0) report('post-data');
+      wake();
+      changed = new Promise<void>((r) => { wake = r; });
+    };
+    const ready = (w: WaveItem) => (w.after === undefined ? loading === 0 : w.after.every((t) => loaded.has(t)));
+    const work = async (client: pg.Client) => {
+      for (;;) {
+        const job = plan.jobs.shift();
+        if (job) {
+          const rows = await loadJob(reader, client, job, (n) => { bytes += n; report('data'); });
+          counts[job.key] = (counts[job.key] ?? 0) + rows;
+          tableDone(job.id);
+          continue;
+        }
+        const next = plan.wave.findIndex(ready);
+        if (next >= 0) {
+          const [w] = plan.wave.splice(next, 1);
+          await applyItems(client, [w!.item], { noOwner: opts.noOwner, noPrivileges: opts.noPrivileges, onWarning: warn });
+          continue;
+        }
+        if (!plan.wave.length) return;
+        await changed; // the rest waits on tables other connections are loading
       }
     };
-    await Promise.all(conns.map(load));
-
-    report('post-data');
-    // As pg_restore -j: indexes and primary/unique/exclusion constraints depend only on tables
-    // and pre-data objects, so they are built in parallel; everything else follows in order.
-    const post = doc.items.filter((i) => i.section === 'post-data');
-    const parallelKinds = new Set(['index', 'constraint']);
-    const wave = post.filter((i) => parallelKinds.has(i.kind));
-    const waveQueue = [...wave];
-    await Promise.all(conns.map(async (client) => {
-      for (let item = waveQueue.shift(); item; item = waveQueue.shift()) {
-        await applyItems(client, [item], { noOwner: opts.noOwner, noPrivileges: opts.noPrivileges, onWarning: warn });
-      }
-    }));
-    await applyItems(main, post.filter((i) => !parallelKinds.has(i.kind)), { noOwner: opts.noOwner, noPrivileges: opts.noPrivileges, onWarning: warn });
+    if (loading === 0) report('post-data');
+    await Promise.all(conns.map(work));
+    await applyItems(main, post.filter((i) => !PARALLEL_KINDS.has(i.kind)), { noOwner: opts.noOwner, noPrivileges: opts.noPrivileges, onWarning: warn });
     const seq = sequenceValuesSql(doc);
     if (seq) await main.query(seq);
     report('done');
@@ -178,7 +195,7 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
   }
 }
 
-interface TableJob { key: string; schema: string; table: string; parts: ManifestObject[]; size: number }
+interface TableJob { id: string; key: string; schema: string; table: string; parts: ManifestObject[]; size: number }
 
 /** The data objects grouped by table (parts in their backup order), biggest table first. */
 export function tableJobs(objects: ManifestObject[]): TableJob[] {
@@ -186,7 +203,7 @@ export function tableJobs(objects: ManifestObject[]): TableJob[] {
   for (const o of objects) {
     const m = o.meta as { schema: string; table: string };
     const id = JSON.stringify([m.schema, m.table]); // unambiguous, unlike "schema.table"
-    const job = jobs.get(id) ?? { key: `${m.schema}.${m.table}`, schema: m.schema, table: m.table, parts: [], size: 0 };
+    const job = jobs.get(id) ?? { id, key: `${m.schema}.${m.table}`, schema: m.schema, table: m.table, parts: [], size: 0 };
     job.parts.push(o);
     job.size += o.size;
     jobs.set(id, job);
@@ -194,6 +211,30 @@ export function tableJobs(objects: ManifestObject[]): TableJob[] {
   const partNo = (o: ManifestObject) => Number(o.name.slice(o.name.lastIndexOf('/') + 1));
   for (const j of jobs.values()) j.parts.sort((a, b) => partNo(a) - partNo(b));
   return [...jobs.values()].sort((a, b) => b.size - a.size);
+}
+
+/** Post-data kinds built in parallel, each once the data of its table is loaded. */
+const PARALLEL_KINDS = new Set(['index', 'constraint']);
+
+/** A parallel post-data item and the tables (job ids) whose data it waits for; undefined = all data. */
+export interface WaveItem { item: DdlItem; after: string[] | undefined }
+
+/**
+ * The data jobs (tableJobs) and the post-data items that may run beside them: indexes and
+ * primary/unique/exclusion keys, in document order, each waiting for the data of its own table and
+ * of any relation it needs. Items of restore points that do not record their table wait for all
+ * data, as every item did before.
+ */
+export function planLoad(objects: ManifestObject[], postData: DdlItem[]): { jobs: TableJob[]; wave: WaveItem[] } {
+  const jobs = tableJobs(objects);
+  const withData = new Set(jobs.map((j) => j.id));
+  const wave = postData.filter((i) => PARALLEL_KINDS.has(i.kind)).map((item): WaveItem => ({
+    item,
+    after: item.table
+      ? [item.table, ...(item.needs ?? [])].map((t) => JSON.stringify([t.schema, t.name])).filter((id) => withData.has(id))
+      : undefined,
+  }));
+  return { jobs, wave };
 }
 
 /**

@@ -1,0 +1,31 @@
+// The backup's set of chunk ids it stores (pure): every added id is found, absent ids are not,
+// adding twice says so, and it holds through many rehashes and buffer growths.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { IdSet } from '../../shared/repository/id-set.ts';
+
+const id = (n: number) => createHash('sha256').update(`chunk ${n}`).digest();
+
+test('id set: 200 000 ids through several rehashes; duplicates refused; absent ids absent', () => {
+  const s = new IdSet();
+  const N = 200_000;
+  for (let n = 0; n < N; n++) assert.equal(s.add(id(n)), true, `id ${n} is new`);
+  assert.equal(s.size, N);
+  for (let n = 0; n < N; n += 7) assert.equal(s.has(id(n)), true, `id ${n} is found`);
+  for (let n = 0; n < N; n += 1009) assert.equal(s.add(id(n)), false, `id ${n} is not added twice`);
+  assert.equal(s.size, N);
+  for (let n = N; n < N + 5000; n++) assert.equal(s.has(id(n)), false, `id ${n} was never added`);
+  // Same first 4 bytes (the hash the table uses), different id: both kept apart.
+  const a = Buffer.alloc(32, 1);
+  const b = Buffer.alloc(32, 1); b[31] = 2;
+  assert.equal(s.add(a), true);
+  assert.equal(s.has(b), false);
+  assert.equal(s.add(b), true);
+  assert.equal(s.has(a) && s.has(b), true);
+  assert.equal(s.has(Buffer.alloc(5)), false, 'an id of the wrong length is not found');
+  assert.throws(() => s.add(Buffer.alloc(5)), RangeError);
+  // The caller may reuse the buffer it passed: the set keeps its own copy.
+  const c = Buffer.from(id(N + 1)); s.add(c); c.fill(0);
+  assert.equal(s.has(id(N + 1)), true);
+});
