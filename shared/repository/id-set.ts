@@ -1,5 +1,5 @@
 // A set of 32-byte chunk ids in flat memory: the ids side by side in one buffer and an
-// open-addressing table of their positions. About 40 bytes per id, and nothing for the garbage
+// open-addressing table of their positions (the chunk index numbers its entries the same way). About 40 bytes per id, and nothing for the garbage
 // collector to trace, where a Set of latin1 strings cost about 100 bytes and one heap object per
 // id: a backup's set of new chunks grows with the database (120 000 ids per GB), and every major
 // GC walked it. Pure; no I/O.
@@ -33,11 +33,21 @@ export class IdSet {
   }
 
   has(id: Uint8Array): boolean {
-    if (id.length !== ID) return false;
-    return this.table[this.probe(id)] !== 0;
+    return this.indexOf(id) >= 0;
   }
 
-  /** Adds id; false if it was there already. */
+  /** The entry number of id (ids are numbered 0, 1, … in the order they were added), or -1. */
+  indexOf(id: Uint8Array): number {
+    if (id.length !== ID) return -1;
+    return this.table[this.probe(id)]! - 1;
+  }
+
+  /** The id with entry number i (a view of the set's memory: copy it to keep it). */
+  at(i: number): Buffer {
+    return this.ids.subarray(i * ID, (i + 1) * ID);
+  }
+
+  /** Adds id as entry number `size`; false if it was there already. */
   add(id: Uint8Array): boolean {
     if (id.length !== ID) throw new RangeError(`chunk ids are ${ID} bytes, got ${id.length}`);
     const h = this.probe(id);

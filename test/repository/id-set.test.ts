@@ -1,5 +1,6 @@
 // The backup's set of chunk ids it stores (pure): every added id is found, absent ids are not,
-// adding twice says so, and it holds through many rehashes and buffer growths.
+// adding twice says so, entries keep the numbers they were added with (the chunk index relies on
+// it), and it holds through many rehashes and buffer growths.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -13,6 +14,11 @@ test('id set: 200 000 ids through several rehashes; duplicates refused; absent i
   for (let n = 0; n < N; n++) assert.equal(s.add(id(n)), true, `id ${n} is new`);
   assert.equal(s.size, N);
   for (let n = 0; n < N; n += 7) assert.equal(s.has(id(n)), true, `id ${n} is found`);
+  for (let n = 0; n < N; n += 997) {
+    assert.equal(s.indexOf(id(n)), n, `id ${n} keeps the number it was added with`);
+    assert.ok(s.at(n).equals(id(n)), `entry ${n} is id ${n}`);
+  }
+  assert.equal(s.indexOf(id(N)), -1);
   for (let n = 0; n < N; n += 1009) assert.equal(s.add(id(n)), false, `id ${n} is not added twice`);
   assert.equal(s.size, N);
   for (let n = N; n < N + 5000; n++) assert.equal(s.has(id(n)), false, `id ${n} was never added`);
