@@ -140,7 +140,6 @@ export async function* readObjectChunks(repo: Repository, obj: ManifestObject): 
   last?.catch(() => undefined);
   if (pending) yield* drain(pending);
   if (last) yield* drain(last);
-  if (size !== obj.size || (hash && hash.digest('hex') !== obj.sha256)) {
-    throw new CorruptObjectError(name, `restored ${size} bytes do not match the recorded size ${obj.size} and checksum`);
-  }
+  if (size !== obj.size) throw new CorruptObjectError(name, `restored ${size} bytes, but the recorded size is ${obj.size}`);
+  if (hash && hash.digest('hex') !== obj.sha256) throw new CorruptObjectError(name, `the restored bytes do not match the recorded SHA-256 checksum`);
 }

@@ -1,6 +1,7 @@
 // PostgreSQL restore, in pg_restore's order: create the database (if missing), pre-data schema,
-// table data in parallel (COPY FROM STDIN streamed from the repository), large objects,
-// post-data (constraints, indexes, triggers, matview refreshes…), then sequence values.
+// large objects, table data in parallel (COPY FROM STDIN streamed from the repository) with each
+// table's indexes and keys built as soon as its data is in, the rest of post-data (foreign keys,
+// triggers, matview refreshes…), then sequence values.
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
