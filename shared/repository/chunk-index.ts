@@ -2,7 +2,7 @@
 // Flat typed arrays beside an IdSet (the ids and an open-addressing table over them): about 60 bytes per
 // chunk, where a Map keyed by id strings cost twice that. The index grows with the repository
 // (every restore and backup loads it), so this is what keeps their memory flat as data grows.
-import type { BlobEntry, IndexPack } from './format.ts';
+import { ENTRY_AT, forEachIndexEntry, type BlobEntry } from './format.ts';
 import { IdSet } from './id-set.ts';
 
 export interface Located extends BlobEntry { packId: string }
@@ -25,14 +25,36 @@ export class ChunkIndex {
     return this.ids.has(id);
   }
 
-  /** Adds every entry of an index pack group; the first location of a chunk wins. */
-  addPack(p: IndexPack): void {
-    for (const e of p.entries) this.add(p.packId, e);
+  /** Adds every entry of an index object's plaintext, read in place, so loading hundreds of
+   * thousands of entries makes no object per entry. The first location of a chunk wins; a
+   * damaged index throws CorruptObjectError naming `name`. */
+  addIndexObject(name: string, plain: Buffer): void {
+    forEachIndexEntry(name, plain, (packId, e) => {
+      const i = this.slot(packId, e.subarray(0, 32));
+      if (i < 0) return;
+      this.offset[i] = e.readUInt32LE(ENTRY_AT.offset);
+      this.length[i] = e.readUInt32LE(ENTRY_AT.length);
+      this.rawOffset[i] = e.readUInt32LE(ENTRY_AT.rawOffset);
+      this.rawLength[i] = e.readUInt32LE(ENTRY_AT.rawLength);
+      this.meta[i] = (e[ENTRY_AT.type]! << 4) | e[ENTRY_AT.codec]!;
+    });
   }
 
   add(packId: string, e: BlobEntry): boolean {
+    const i = this.slot(packId, e.id);
+    if (i < 0) return false;
+    this.offset[i] = e.offset;
+    this.length[i] = e.length;
+    this.rawOffset[i] = e.rawOffset;
+    this.rawLength[i] = e.rawLength;
+    this.meta[i] = (e.type << 4) | e.codec;
+    return true;
+  }
+
+  /** Adds id with its pack and returns its entry number, or -1 if it was there already. */
+  private slot(packId: string, id: Uint8Array): number {
     const i = this.ids.size;
-    if (!this.ids.add(e.id)) return false; // (it also refuses ids that are not 32 bytes)
+    if (!this.ids.add(id)) return -1; // (it also refuses ids that are not 32 bytes)
     let ps = this.packSlot.get(packId);
     if (ps === undefined) {
       ps = this.packIds.length;
@@ -41,12 +63,7 @@ export class ChunkIndex {
     }
     if (i === this.pack.length) this.grow();
     this.pack[i] = ps;
-    this.offset[i] = e.offset;
-    this.length[i] = e.length;
-    this.rawOffset[i] = e.rawOffset;
-    this.rawLength[i] = e.rawLength;
-    this.meta[i] = (e.type << 4) | e.codec;
-    return true;
+    return i;
   }
 
   private located(i: number, id: Buffer): Located {

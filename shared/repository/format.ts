@@ -86,6 +86,8 @@ export interface BlobEntry {
 }
 
 export const ENTRY_BYTES = 32 + 1 + 1 + 4 + 4 + 4 + 4;
+/** Where each field of an entry is (after its 32-byte id): u8 type, u8 codec, then u32le each. */
+export const ENTRY_AT = { type: 32, codec: 33, offset: 34, length: 38, rawOffset: 42, rawLength: 46 } as const;
 /** Frames never expand beyond this (readers cap decompression with it). */
 export const MAX_FRAME_RAW = 16 * 1024 * 1024;
 export const PACK_TRAILER_MAGIC = Buffer.from('CBPK');
@@ -112,24 +114,24 @@ export function decodePackTrailer(name: string, plain: Buffer): BlobEntry[] {
 
 function writeEntry(buf: Buffer, o: number, e: BlobEntry): number {
   e.id.copy(buf, o);
-  buf.writeUInt8(e.type, o + 32);
-  buf.writeUInt8(e.codec, o + 33);
-  buf.writeUInt32LE(e.offset, o + 34);
-  buf.writeUInt32LE(e.length, o + 38);
-  buf.writeUInt32LE(e.rawOffset, o + 42);
-  buf.writeUInt32LE(e.rawLength, o + 46);
+  buf.writeUInt8(e.type, o + ENTRY_AT.type);
+  buf.writeUInt8(e.codec, o + ENTRY_AT.codec);
+  buf.writeUInt32LE(e.offset, o + ENTRY_AT.offset);
+  buf.writeUInt32LE(e.length, o + ENTRY_AT.length);
+  buf.writeUInt32LE(e.rawOffset, o + ENTRY_AT.rawOffset);
+  buf.writeUInt32LE(e.rawLength, o + ENTRY_AT.rawLength);
   return o + ENTRY_BYTES;
 }
 
 function readEntry(buf: Buffer, o: number): BlobEntry {
   return {
     id: Buffer.from(buf.subarray(o, o + 32)),
-    type: buf.readUInt8(o + 32),
-    codec: buf.readUInt8(o + 33),
-    offset: buf.readUInt32LE(o + 34),
-    length: buf.readUInt32LE(o + 38),
-    rawOffset: buf.readUInt32LE(o + 42),
-    rawLength: buf.readUInt32LE(o + 46),
+    type: buf.readUInt8(o + ENTRY_AT.type),
+    codec: buf.readUInt8(o + ENTRY_AT.codec),
+    offset: buf.readUInt32LE(o + ENTRY_AT.offset),
+    length: buf.readUInt32LE(o + ENTRY_AT.length),
+    rawOffset: buf.readUInt32LE(o + ENTRY_AT.rawOffset),
+    rawLength: buf.readUInt32LE(o + ENTRY_AT.rawLength),
   };
 }
 
@@ -161,10 +163,12 @@ export function joinIndex(parts: Buffer[]): Buffer {
   return Buffer.concat([head, ...parts]);
 }
 
-export function decodeIndex(name: string, plain: Buffer): IndexPack[] {
+/** The entries of an index object, in order: entry is a view of its ENTRY_BYTES (the id, then the
+ * fields at ENTRY_AT; copy what you keep). No object per entry, so loading a large index makes
+ * no garbage. */
+export function forEachIndexEntry(name: string, plain: Buffer, fn: (packId: string, entry: Buffer) => void): void {
   if (plain.length < 9 || !plain.subarray(0, 4).equals(INDEX_MAGIC) || plain.readUInt8(4) !== 1) throw new CorruptObjectError(name, 'bad index header');
   const n = plain.readUInt32LE(5);
-  const out: IndexPack[] = [];
   let o = 9;
   for (let i = 0; i < n; i++) {
     if (o + 36 > plain.length) throw new CorruptObjectError(name, 'index truncated');
@@ -172,11 +176,18 @@ export function decodeIndex(name: string, plain: Buffer): IndexPack[] {
     const count = plain.readUInt32LE(o + 32);
     o += 36;
     if (o + count * ENTRY_BYTES > plain.length) throw new CorruptObjectError(name, 'index truncated');
-    const entries: BlobEntry[] = [];
-    for (let j = 0; j < count; j++, o += ENTRY_BYTES) entries.push(readEntry(plain, o));
-    out.push({ packId, entries });
+    for (let j = 0; j < count; j++, o += ENTRY_BYTES) fn(packId, plain.subarray(o, o + ENTRY_BYTES));
   }
   if (o !== plain.length) throw new CorruptObjectError(name, 'index has trailing bytes');
+}
+
+export function decodeIndex(name: string, plain: Buffer): IndexPack[] {
+  const out: IndexPack[] = [];
+  forEachIndexEntry(name, plain, (packId, entry) => {
+    let last = out[out.length - 1];
+    if (last?.packId !== packId) out.push(last = { packId, entries: [] });
+    last.entries.push(readEntry(entry, 0));
+  });
   return out;
 }
 

@@ -7,7 +7,7 @@ import { DEFAULT_CHUNKER, gearTable, type ChunkerParams } from './chunker.ts';
 import { CODEC_NONE, compress, decompress, hasZstd } from './codec.ts';
 import { keySealer, newMasterKey, type MasterKey, plainSealer, requirePassword, sha256, type ScryptParams, type Sealer } from './crypto.ts';
 import { ChunkIndex } from './chunk-index.ts';
-import { decodeConfig, decodeIndex, decodePackTrailer, encodeConfig, FORMAT_VERSION, KEYS, MAX_FRAME_RAW, type BlobEntry, type RepoConfigBody } from './format.ts';
+import { decodeConfig, decodePackTrailer, encodeConfig, FORMAT_VERSION, KEYS, MAX_FRAME_RAW, type BlobEntry, type RepoConfigBody } from './format.ts';
 import { addKey, unlockMasterKey } from './keys.ts';
 import type { RestorePoint, RestorePointInfo } from './types.ts';
 
@@ -143,7 +143,7 @@ export class Repository {
       for await (const o of this.store.list(KEYS.indexPrefix)) names.push(o.key);
       await mapLimit(names, 8, async (name) => {
         const plain = await this.decodeDocument(name, await this.store.get(name));
-        for (const p of decodeIndex(name, plain)) idx.addPack(p);
+        idx.addIndexObject(name, plain);
       });
       return idx;
     })();

@@ -4,6 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { ChunkIndex } from '../../shared/repository/chunk-index.ts';
+import { decodeIndex, encodeIndex, type IndexPack } from '../../shared/repository/format.ts';
+import { CorruptObjectError } from '../../shared/errors.ts';
 
 const id = (n: number) => createHash('sha256').update(`chunk ${n}`).digest();
 
@@ -29,4 +31,26 @@ test('chunk index: 100 000 ids through several rehashes, lookups, duplicates and
   }
   assert.equal(i, N);
   assert.equal(idx.packs().length, 37);
+});
+
+test('chunk index: an index object read in place gives the entries decodeIndex gives; damage is named', () => {
+  const packs: IndexPack[] = [0, 1, 2].map((p) => ({
+    packId: createHash('sha256').update(`pack ${p}`).digest('hex'),
+    entries: Array.from({ length: 300 }, (_, k) => ({ id: id(p * 1000 + k), type: k % 2, codec: k % 3, offset: k * 70_000, length: 1000 + k, rawOffset: (k * 8192) % 131072, rawLength: 8192 - k })),
+  }));
+  packs[2]!.entries.push({ ...packs[0]!.entries[7]!, offset: 1 }); // a chunk stored twice
+  const plain = encodeIndex(packs);
+  const idx = new ChunkIndex();
+  idx.addIndexObject('index/x', plain);
+  assert.equal(idx.size, 900);
+  for (const p of decodeIndex('index/x', plain)) {
+    for (const e of p.entries) {
+      const l = idx.get(e.id)!;
+      const first = packs.find((q) => q.entries.some((f) => f.id.equals(e.id)))!;
+      if (first.packId !== p.packId) { assert.equal(l.packId, first.packId, 'the first location wins'); continue; }
+      assert.deepEqual(l, { ...e, packId: p.packId });
+    }
+  }
+  assert.throws(() => idx.addIndexObject('index/y', plain.subarray(0, plain.length - 3)), (e: unknown) => e instanceof CorruptObjectError && /index\/y/.test(e.message) && /truncated/.test(e.message));
+  assert.throws(() => idx.addIndexObject('index/z', Buffer.concat([plain, Buffer.alloc(1)])), (e: unknown) => e instanceof CorruptObjectError && /trailing/.test(e.message));
 });
