@@ -1,8 +1,12 @@
-// `npm run bench:pg [-- --gb 1 --parallel 2]`: the PostgreSQL engine against the tools users
-// would otherwise pick, in one run on the same data in the harness PostgreSQL server:
+// `npm run bench:pg [-- --gb 1 --parallel 2 --rounds 3]`: the PostgreSQL engine against the tools
+// users would otherwise pick, in one run on the same data in the harness PostgreSQL server:
 // raw COPY to /dev/null (the floor), pg_dump -Fc, pg_dump -Fd -j N, the agent's full backup, an
 // unchanged second backup, backups after 1% of rows changed (clustered and spread), the agent's
 // restore and pg_restore -j N. Prints MB/s (of COPY text), ratios, bytes added, peak RSS.
+// The head-to-head pairs (floor, pg_dump -Fc and the agent's full backup; the agent's restore and
+// pg_restore) run in several rounds whose order alternates, and the medians are compared: single
+// runs on a shared 2-core machine move by 10-15 %, and whichever runs second inherits the first's
+// page cache and dirty pages.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +19,7 @@ import { ensurePostgres } from './ensure-postgres.ts';
 const arg = (name: string, def: string) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1]! : (process.env[`BENCH_${name.toUpperCase()}`] ?? def); };
 const GB = Number(arg('gb', '1'));
 const PAR = Number(arg('parallel', '2'));
+const ROUNDS = Math.max(1, Number(arg('rounds', '3')));
 const work = mkdtempSync(path.join(tmpdir(), 'bench-pg-'));
 const cli = path.resolve(import.meta.dirname, '..', 'agent', 'cli.ts');
 const out = (s: string) => process.stdout.write(s + '\n');
@@ -83,39 +88,71 @@ try {
 
   // The floor: raw COPY of every table to nowhere, N connections in parallel.
   let copyBytes = 0;
-  const tf = performance.now();
-  await Promise.all(['orders', 'events'].map(async (t) => {
-    const c = new pg.Client({ connectionString: server.url('bench') });
-    await c.connect();
-    const s = c.query(copyTo(`COPY ${t} TO STDOUT`));
-    for await (const chunk of s) copyBytes += (chunk as Buffer).length;
-    await c.end();
-  }));
-  const floorMs = performance.now() - tf;
+  const floor = async () => {
+    const tf = performance.now();
+    let bytes = 0;
+    await Promise.all(['orders', 'events'].map(async (t) => {
+      const c = new pg.Client({ connectionString: server.url('bench') });
+      await c.connect();
+      const s = c.query(copyTo(`COPY ${t} TO STDOUT`));
+      for await (const chunk of s) bytes += (chunk as Buffer).length;
+      await c.end();
+    }));
+    copyBytes = bytes;
+    return { ms: performance.now() - tf };
+  };
   const mbps = (ms: number) => `${(copyBytes / 1e6 / (ms / 1000)).toFixed(0).padStart(5)} MB/s`;
   const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
-  out(`database: ${mib(onDisk)} on disk, ${mib(copyBytes)} of COPY text; agent: ${useBinary ? 'the built binary' : 'the development CLI (npm run build:agent for the binary)'}\n`);
-  const rows: [string, number, string][] = [];
-  const add = (name: string, ms: number, note = '') => { rows.push([name, ms, note]); out(`${name.padEnd(48)} ${(ms / 1000).toFixed(2).padStart(7)} s ${mbps(ms)}  ${note}`); };
-  add(`raw COPY of every table to /dev/null (floor)`, floorMs);
+  const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+  const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
+  const add = (name: string, ms: number, note = '') => out(`${name.padEnd(48)} ${(ms / 1000).toFixed(2).padStart(7)} s ${mbps(ms)}  ${note}`);
+  /** Runs steps in `ROUNDS` rounds, reversing their order every other round; the median of each. */
+  async function rounds<T extends { ms: number }>(steps: (() => Promise<T>)[]): Promise<{ runs: T[]; ms: number }[]> {
+    const runs: T[][] = steps.map(() => []);
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = steps.map((_, i) => i);
+      if (r % 2) order.reverse();
+      for (const i of order) runs[i]!.push(await steps[i]!());
+    }
+    return runs.map((rs) => ({ runs: rs, ms: median(rs.map((x) => x.ms)) }));
+  }
+  const spreadOf = (rs: { ms: number }[]) => rs.length > 1 ? `(${rs.map((x) => secs(x.ms)).join(', ')})` : '';
 
   const fc = path.join(work, 'dump.fc');
-  const dumpFc = await run(path.join(server.binDir, 'pg_dump'), [...pgArgs, '-Fc', '-f', fc, 'bench']);
-  add('pg_dump -Fc', dumpFc.ms, `stored ${mib(statSync(fc).size)}`);
-  const fd = path.join(work, 'dump.fd');
-  const dumpFd = await run(path.join(server.binDir, 'pg_dump'), [...pgArgs, '-Fd', '-j', String(PAR), '-f', fd, 'bench']);
-  add(`pg_dump -Fd -j ${PAR}`, dumpFd.ms, `stored ${mib(dirSize(fd))}`);
-
-  const repo = path.join(work, 'repo');
-  await agent(['repo', 'init', '--repo', repo, '--no-encryption']);
   const src = `postgres://postgres@127.0.0.1:${server.port}/bench`;
+  let repo = '';
+  let fresh = 0;
   const backup = async (label: string) => {
     const r = await agent(['backup', 'postgres', '--source', src, '--repo', repo, '--parallel', String(PAR), '--json']);
     const j = JSON.parse(r.stdout) as { id: string; storedBytes: number; bytes: number };
     return { ...r, ...j, label };
   };
-  const full = await backup('full');
-  add(`agent backup, full (--parallel ${PAR})`, full.ms, `stored ${mib(full.storedBytes)}, peak RSS ${mib(full.peakRss)}`);
+  // Each round's full backup goes into a new repository (the last one is kept for what follows).
+  const fullBackup = async () => {
+    if (repo) rmSync(repo, { recursive: true, force: true });
+    repo = path.join(work, `repo${fresh++}`);
+    await agent(['repo', 'init', '--repo', repo, '--no-encryption']);
+    return backup('full');
+  };
+  out(`rounds: ${ROUNDS} (floor, pg_dump -Fc and the agent's full backup; then the agent's restore and pg_restore), order alternating, medians compared\n`);
+  const [floorR, dumpFcR, fullR] = await rounds<{ ms: number; peakRss?: number }>([
+    floor,
+    () => run(path.join(server.binDir, 'pg_dump'), [...pgArgs, '-Fc', '-f', fc, 'bench']),
+    fullBackup,
+  ]);
+  const floorMs = floorR!.ms;
+  out(`database: ${mib(onDisk)} on disk, ${mib(copyBytes)} of COPY text; agent: ${useBinary ? 'the built binary' : 'the development CLI (npm run build:agent for the binary)'}\n`);
+  add(`raw COPY of every table to /dev/null (floor)`, floorMs, spreadOf(floorR!.runs));
+  add('pg_dump -Fc', dumpFcR!.ms, `stored ${mib(statSync(fc).size)} ${spreadOf(dumpFcR!.runs)}`);
+  const fd = path.join(work, 'dump.fd');
+  const dumpFd = await run(path.join(server.binDir, 'pg_dump'), [...pgArgs, '-Fd', '-j', String(PAR), '-f', fd, 'bench']);
+  add(`pg_dump -Fd -j ${PAR}`, dumpFd.ms, `stored ${mib(dirSize(fd))}`);
+  rmSync(fd, { recursive: true, force: true });
+
+  const fulls = fullR!.runs as Awaited<ReturnType<typeof backup>>[];
+  const full = fulls[fulls.length - 1]!;
+  const fullPeak = Math.max(...fulls.map((f) => f.peakRss));
+  add(`agent backup, full (--parallel ${PAR})`, fullR!.ms, `stored ${mib(full.storedBytes)}, peak RSS ${mib(fullPeak)} ${spreadOf(fulls)}`);
   const same = await backup('unchanged');
   add('agent backup, nothing changed', same.ms, `added ${mib(same.storedBytes)} (${(100 * same.storedBytes / full.storedBytes).toFixed(2)} % of full)`);
   await db.query(`UPDATE orders SET status = 'refunded', total = total + 1 WHERE id > ${orders - Math.round(orders / 100)}`);
@@ -126,23 +163,36 @@ try {
   add('agent backup, 1% of orders updated, spread out', spread.ms, `added ${mib(spread.storedBytes)} (${(100 * spread.storedBytes / full.storedBytes).toFixed(2)} % of full)`);
   await db.end();
 
-  const restore = await agent(['restore', full.id, '--target', `postgres://postgres@127.0.0.1:${server.port}/restored_agent`, '--repo', repo, '--parallel', String(PAR)]);
-  add(`agent restore (--parallel ${PAR})`, restore.ms, `peak RSS ${mib(restore.peakRss)}`);
-  // The agent creates its target database; pg_restore needs one made first, so its time
-  // includes createdb (pg_restore -C cannot be used: the dump's own database name exists here).
-  const createdb = await run(path.join(server.binDir, 'createdb'), [...pgArgs, 'restored_pg']);
-  const restoreOnly = await run(path.join(server.binDir, 'pg_restore'), [...pgArgs, '-j', String(PAR), '-d', 'restored_pg', fc]);
-  const pgr = { ms: createdb.ms + restoreOnly.ms };
-  add(`createdb + pg_restore -j ${PAR} (of the -Fc file)`, pgr.ms, `createdb ${(createdb.ms / 1000).toFixed(2)} s`);
+  // Both restores start from a database that does not exist: the agent creates its target; for
+  // pg_restore createdb runs first and counts (pg_restore -C cannot be used: the dump's own
+  // database name exists here).
+  const admin2 = new pg.Client({ connectionString: server.url() });
+  await admin2.connect();
+  const agentRestore = async () => {
+    await admin2.query('DROP DATABASE IF EXISTS restored_agent');
+    return agent(['restore', full.id, '--target', `postgres://postgres@127.0.0.1:${server.port}/restored_agent`, '--repo', repo, '--parallel', String(PAR)]);
+  };
+  const peerRestore = async () => {
+    await admin2.query('DROP DATABASE IF EXISTS restored_pg');
+    const createdb = await run(path.join(server.binDir, 'createdb'), [...pgArgs, 'restored_pg']);
+    const restoreOnly = await run(path.join(server.binDir, 'pg_restore'), [...pgArgs, '-j', String(PAR), '-d', 'restored_pg', fc]);
+    return { ms: createdb.ms + restoreOnly.ms, createdbMs: createdb.ms };
+  };
+  const [restoreR, pgrR] = await rounds<{ ms: number; peakRss?: number; createdbMs?: number }>([agentRestore, peerRestore]);
+  await admin2.end();
+  const restorePeak = Math.max(...restoreR!.runs.map((r) => r.peakRss ?? 0));
+  add(`agent restore (--parallel ${PAR})`, restoreR!.ms, `peak RSS ${mib(restorePeak)} ${spreadOf(restoreR!.runs)}`);
+  add(`createdb + pg_restore -j ${PAR} (of the -Fc file)`, pgrR!.ms, `createdb ${secs(median(pgrR!.runs.map((r) => r.createdbMs ?? 0)))} ${spreadOf(pgrR!.runs)}`);
 
-  out('\nratios (lower is better for the agent):');
-  out(`  agent full backup / pg_dump -Fc       ${(full.ms / dumpFc.ms).toFixed(2)}   (target <= 0.5)`);
-  out(`  agent full backup / raw COPY floor    ${(full.ms / floorMs).toFixed(2)}   (target <= 1.5)`);
-  out(`  agent restore / pg_restore -j ${PAR}       ${(restore.ms / pgr.ms).toFixed(2)}   (target <= 1.0)`);
+  const perRound = (a: { ms: number }[], b: { ms: number }[]) => a.length > 1 ? `  per round ${a.map((x, i) => (x.ms / b[i]!.ms).toFixed(2)).join(', ')}` : '';
+  out(`\nratios of medians (lower is better for the agent):`);
+  out(`  agent full backup / pg_dump -Fc       ${(fullR!.ms / dumpFcR!.ms).toFixed(2)}   (target <= 0.5)${perRound(fulls, dumpFcR!.runs)}`);
+  out(`  agent full backup / raw COPY floor    ${(fullR!.ms / floorMs).toFixed(2)}   (target <= 1.5)${perRound(fulls, floorR!.runs)}`);
+  out(`  agent restore / pg_restore -j ${PAR}       ${(restoreR!.ms / pgrR!.ms).toFixed(2)}   (target <= 1.0)${perRound(restoreR!.runs, pgrR!.runs)}`);
   out(`  unchanged backup added                ${(100 * same.storedBytes / full.storedBytes).toFixed(2)} % (target <= 1 %)`);
   out(`  1% clustered change added             ${(100 * clustered.storedBytes / full.storedBytes).toFixed(2)} % (target <= 5 %)`);
   out(`  1% spread change added                ${(100 * spread.storedBytes / full.storedBytes).toFixed(2)} %`);
-  out(`  agent peak RSS (backup / restore)     ${mib(full.peakRss)} / ${mib(restore.peakRss)} (target <= 300 MiB)`);
+  out(`  agent peak RSS (backup / restore)     ${mib(fullPeak)} / ${mib(restorePeak)} (target <= 300 MiB; highest of the rounds)`);
 } finally {
   await server.stop();
   rmSync(work, { recursive: true, force: true });

@@ -6,7 +6,7 @@
 //      version: a failed injection silently leaves a plain `node`), then hashed and described.
 // Outputs dist/cosmos-backup-agent-linux-x64, .md5 (md5sum format) and .json (manifest).
 // Skips all of it when the binary is newer than every source file, unless --force.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -124,8 +124,11 @@ export async function buildAgent(opts: BuildOptions = {}): Promise<AgentManifest
   // about -60 MiB of peak RSS during a backup, for a few percent of CPU. A 48 MiB floor under the
   // old generation's limit stops V8 from starting a major GC every ~80 ms on the agent's small
   // (~15 MiB) heap: a restore's major GCs 56 -> 22, a fifth less agent CPU, +25 MiB of RSS.
-  writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, useSnapshot: false, execArgv: AGENT_V8_FLAGS }));
-  execFileSync(NODE_BINARY, ['--experimental-sea-config', seaConfig], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The code cache (the bundle compiled ahead) cuts a third of start-up, paid by every command:
+  // `--version` about 0.45 -> 0.3 s (bare node: 0.12 s).
+  // V8 accepts the cache only when it was made under the flags the binary runs with.
+  writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, useSnapshot: false, execArgv: AGENT_V8_FLAGS }));
+  execFileSync(NODE_BINARY, [...AGENT_V8_FLAGS, '--experimental-sea-config', seaConfig], { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
 
   // 3. inject into a copy of that Node
   copyFileSync(NODE_BINARY, tmpBinary);
@@ -134,16 +137,17 @@ export async function buildAgent(opts: BuildOptions = {}): Promise<AgentManifest
   const { inject } = require('postject') as { inject: (file: string, name: string, data: Buffer, o: { sentinelFuse: string }) => Promise<void> };
   await inject(tmpBinary, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
 
-  // 4. smoke test with an empty environment: a plain node would print its own version
-  let out: string;
-  try {
-    out = execFileSync(tmpBinary, ['--version'], { encoding: 'utf8', env: {}, cwd: work, timeout: 60_000 }).trim();
-  } catch (e) {
-    throw new Error(`smoke test of the built binary failed: ${(e as Error).message}`, { cause: e });
+  // 4. smoke test with an empty environment: a plain node would print its own version, and a
+  // code cache V8 rejects (made under other flags) would print a warning on every run
+  const smoke = spawnSync(tmpBinary, ['--version'], { encoding: 'utf8', env: {}, cwd: work, timeout: 60_000 });
+  if (smoke.error || smoke.status !== 0) {
+    throw new Error(`smoke test of the built binary failed: ${smoke.error?.message ?? `exit ${smoke.status}: ${smoke.stderr.slice(0, 500)}`}`, { cause: smoke.error });
   }
+  const out = smoke.stdout.trim();
   if (out !== `${version} (${commit})`) {
     throw new Error(`smoke test of the built binary failed: --version printed "${out.slice(0, 200)}", expected "${version} (${commit})" (was the SEA blob injected?)`);
   }
+  if (smoke.stderr.trim()) throw new Error(`smoke test of the built binary failed: --version wrote to stderr: ${smoke.stderr.trim().slice(0, 500)}`);
 
   renameSync(tmpBinary, BINARY);
   const md5 = hashFile(BINARY, 'md5');
