@@ -6,7 +6,8 @@
 // The head-to-head pairs (floor, pg_dump -Fc and the agent's full backup; the agent's restore and
 // pg_restore) run in several rounds whose order alternates, and the medians are compared: single
 // runs on a shared 2-core machine move by 10-15 %, and whichever runs second inherits the first's
-// page cache and dirty pages.
+// page cache and dirty pages. Before every timed step the server checkpoints and the system
+// syncs.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -106,13 +107,25 @@ try {
   const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
   const add = (name: string, ms: number, note = '') => out(`${name.padEnd(48)} ${(ms / 1000).toFixed(2).padStart(7)} s ${mbps(ms)}  ${note}`);
+  // Before every timed step: the server's dirty buffers and the system's dirty pages written out,
+  // so no step pays for the writes of the one before (a restore leaves ~1 GB per GB to write back).
+  const settle = async () => {
+    const c = new pg.Client({ connectionString: server.url() });
+    await c.connect();
+    await c.query('CHECKPOINT');
+    await c.end();
+    await run('sync', []);
+  };
   /** Runs steps in `ROUNDS` rounds, reversing their order every other round; the median of each. */
   async function rounds<T extends { ms: number }>(steps: (() => Promise<T>)[]): Promise<{ runs: T[]; ms: number }[]> {
     const runs: T[][] = steps.map(() => []);
     for (let r = 0; r < ROUNDS; r++) {
       const order = steps.map((_, i) => i);
       if (r % 2) order.reverse();
-      for (const i of order) runs[i]!.push(await steps[i]!());
+      for (const i of order) {
+        await settle();
+        runs[i]!.push(await steps[i]!());
+      }
     }
     return runs.map((rs) => ({ runs: rs, ms: median(rs.map((x) => x.ms)) }));
   }
@@ -145,6 +158,7 @@ try {
   add(`raw COPY of every table to /dev/null (floor)`, floorMs, spreadOf(floorR!.runs));
   add('pg_dump -Fc', dumpFcR!.ms, `stored ${mib(statSync(fc).size)} ${spreadOf(dumpFcR!.runs)}`);
   const fd = path.join(work, 'dump.fd');
+  await settle();
   const dumpFd = await run(path.join(server.binDir, 'pg_dump'), [...pgArgs, '-Fd', '-j', String(PAR), '-f', fd, 'bench']);
   add(`pg_dump -Fd -j ${PAR}`, dumpFd.ms, `stored ${mib(dirSize(fd))}`);
   rmSync(fd, { recursive: true, force: true });
@@ -153,12 +167,15 @@ try {
   const full = fulls[fulls.length - 1]!;
   const fullPeak = Math.max(...fulls.map((f) => f.peakRss));
   add(`agent backup, full (--parallel ${PAR})`, fullR!.ms, `stored ${mib(full.storedBytes)}, peak RSS ${mib(fullPeak)} ${spreadOf(fulls)}`);
+  await settle();
   const same = await backup('unchanged');
   add('agent backup, nothing changed', same.ms, `added ${mib(same.storedBytes)} (${(100 * same.storedBytes / full.storedBytes).toFixed(2)} % of full)`);
   await db.query(`UPDATE orders SET status = 'refunded', total = total + 1 WHERE id > ${orders - Math.round(orders / 100)}`);
+  await settle();
   const clustered = await backup('1% clustered');
   add('agent backup, newest 1% of orders updated', clustered.ms, `added ${mib(clustered.storedBytes)} (${(100 * clustered.storedBytes / full.storedBytes).toFixed(2)} % of full)`);
   await db.query(`UPDATE orders SET status = 'audited' WHERE id % 100 = 7`);
+  await settle();
   const spread = await backup('1% spread');
   add('agent backup, 1% of orders updated, spread out', spread.ms, `added ${mib(spread.storedBytes)} (${(100 * spread.storedBytes / full.storedBytes).toFixed(2)} % of full)`);
   await db.end();
@@ -170,10 +187,12 @@ try {
   await admin2.connect();
   const agentRestore = async () => {
     await admin2.query('DROP DATABASE IF EXISTS restored_agent');
+    await settle();
     return agent(['restore', full.id, '--target', `postgres://postgres@127.0.0.1:${server.port}/restored_agent`, '--repo', repo, '--parallel', String(PAR)]);
   };
   const peerRestore = async () => {
     await admin2.query('DROP DATABASE IF EXISTS restored_pg');
+    await settle();
     const createdb = await run(path.join(server.binDir, 'createdb'), [...pgArgs, 'restored_pg']);
     const restoreOnly = await run(path.join(server.binDir, 'pg_restore'), [...pgArgs, '-j', String(PAR), '-d', 'restored_pg', fc]);
     return { ms: createdb.ms + restoreOnly.ms, createdbMs: createdb.ms };

@@ -4,12 +4,12 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { createTestDatabase, usePostgres, type PostgresServer } from '../support/postgres.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const BINARY = path.join(ROOT, 'dist', 'cosmos-backup-agent-linux-x64');
@@ -41,8 +41,8 @@ before(async () => {
   assert.equal(b.status, 0, `build failed: ${b.stderr}`);
   manifest = JSON.parse(readFileSync(`${BINARY}.json`, 'utf8')) as typeof manifest;
   server = await usePostgres();
-  work = mkdtempSync(path.join(tmpdir(), 'cosmos-agent-bin-'));
-  emptyPath = mkdtempSync(path.join(tmpdir(), 'cosmos-agent-nopath-'));
+  work = tempDir('cosmos-agent-bin-');
+  emptyPath = tempDir('cosmos-agent-nopath-');
 });
 
 test('the manifest and .md5 describe the binary', () => {

@@ -3,14 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { openStore } from '../../shared/storage/open.ts';
 import { Repository } from '../../shared/repository/repository.ts';
 import { startBackup } from '../../shared/repository/backup-writer.ts';
 import { lockExclusive } from '../../shared/repository/locks.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const CLI = path.join(import.meta.dirname, '../../agent/cli.ts');
 
@@ -25,7 +25,7 @@ function agent(args: string[], env: Record<string, string> = {}): Promise<{ code
 }
 
 function setup() {
-  const dir = mkdtempSync(path.join(tmpdir(), 'cb-cli-'));
+  const dir = tempDir('cb-cli-');
   const pw = path.join(dir, 'pw');
   writeFileSync(pw, 'correct horse\n', { mode: 0o600 });
   return { dir, repo: path.join(dir, 'repo'), pw };

@@ -1,10 +1,10 @@
 // Connection settings as libpq users expect them (pure: no server).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { parseKeywords, pgpassLookup, resolveTarget } from '../../agent/engines/postgres/connection.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 test('libpq keywords with quoting', () => {
   assert.deepEqual(parseKeywords(`host=db.example.org port=6432 dbname='my db' user=me password='it\\'s' sslmode=require`),
@@ -13,7 +13,7 @@ test('libpq keywords with quoting', () => {
 });
 
 test('password precedence: URL, then --password-env, then PGPASSWORD, then .pgpass; label never holds it', () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'pgpass-'));
+  const dir = tempDir('pgpass-');
   const file = path.join(dir, 'pgpass');
   writeFileSync(file, '# comment\nother:5432:*:me:nope\ndb.example.org:5432:shop:me:from\\:pgpass\n');
   chmodSync(file, 0o600);

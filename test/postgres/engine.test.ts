@@ -3,9 +3,8 @@
 // large objects. Also the exported SQL script loaded with psql alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, createWriteStream } from 'node:fs';
+import { rmSync, createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { usePostgres, createTestDatabase, type PostgresServer } from '../support/postgres.ts';
 import { openStore } from '../../shared/storage/open.ts';
@@ -17,6 +16,7 @@ import { restorePostgres, loadSchema } from '../../agent/engines/postgres/restor
 import { exportPostgresSql } from '../../agent/engines/postgres/export.ts';
 import { resolveTarget } from '../../agent/engines/postgres/connection.ts';
 import { connect, normalizeDump, pgDump, psqlFile, tableChecksums, textDiff } from '../postgres-schema/helpers.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const here = import.meta.dirname;
 const SCHEMA_ONLY = ['--schema-only', '--no-owner', '--no-privileges'];
@@ -57,7 +57,7 @@ async function expectSame(server: PostgresServer, src: string, dst: string): Pro
 test('rich database: backup, restore into a new database, identical schema dump, data, sequences and large objects; export script loads with psql', async () => {
   const server = await usePostgres();
   const src = await fixtureDb(server);
-  const dir = mkdtempSync(path.join(tmpdir(), 'cb-pg-'));
+  const dir = tempDir('cb-pg-');
   const repo = await Repository.init(await openStore(dir, { create: true }), { password: 'pw', scrypt: { N: 1024, r: 8, p: 1 } });
   // A small split size makes the big table go out in several ctid ranges on parallel connections.
   const rp = await backupPostgres(repo, resolveTarget(server.url(src)), { parallel: 3, splitBytes: 256 * 1024, labels: { env: 'test' } });
@@ -94,7 +94,7 @@ test('an unchanged second backup adds almost nothing; restore refuses a non-empt
   const c = await connect(server, src);
   await c.query(`CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 50000) i;`);
   await c.end();
-  const repo = await Repository.init(await openStore(mkdtempSync(path.join(tmpdir(), 'cb-pg-')), { create: true }), {});
+  const repo = await Repository.init(await openStore(tempDir('cb-pg-'), { create: true }), {});
   const first = await backupPostgres(repo, resolveTarget(server.url(src)));
   const second = await backupPostgres(repo, resolveTarget(server.url(src)));
   assert.ok(second.stats.storedBytes <= first.stats.storedBytes * 0.01 + 4096, `second backup stored ${second.stats.storedBytes} of ${first.stats.storedBytes}`);
@@ -124,7 +124,7 @@ test('consistency: writes committed during a backup are entirely in or entirely 
       transfers++;
     }
   })();
-  const repo = await Repository.init(await openStore(mkdtempSync(path.join(tmpdir(), 'cb-pg-')), { create: true }), {});
+  const repo = await Repository.init(await openStore(tempDir('cb-pg-'), { create: true }), {});
   // Wait for transfers to be under way, back up while they continue, then stop them.
   while (transfers < 20) await new Promise((r) => setTimeout(r, 10));
   const rp = await backupPostgres(repo, resolveTarget(server.url(db)), { parallel: 2, splitBytes: 1024 * 1024 });
@@ -143,7 +143,7 @@ test('consistency: writes committed during a backup are entirely in or entirely 
 test('schema document is stored in the restore point and server facts are recorded', async () => {
   const server = await usePostgres();
   const db = await createTestDatabase(server, 'engine_facts');
-  const repo = await Repository.init(await openStore(mkdtempSync(path.join(tmpdir(), 'cb-pg-')), { create: true }), {});
+  const repo = await Repository.init(await openStore(tempDir('cb-pg-'), { create: true }), {});
   const c = await connect(server, db);
   await c.query('CREATE EXTENSION IF NOT EXISTS pgcrypto; CREATE TABLE x (id int)');
   await c.end();
@@ -164,7 +164,7 @@ test('restore loads rows frozen and in their source order, also for a table back
   const order = async (client: typeof c) => (await client.query(`SELECT string_agg(id::text, ',' ORDER BY ctid) AS s FROM t`)).rows[0].s as string;
   const sourceOrder = await order(c);
   await c.end();
-  const repo = await Repository.init(await openStore(mkdtempSync(path.join(tmpdir(), 'cb-pg-')), { create: true }), {});
+  const repo = await Repository.init(await openStore(tempDir('cb-pg-'), { create: true }), {});
   const rp = await backupPostgres(repo, resolveTarget(server.url(src)), { parallel: 2, splitBytes: 128 * 1024 });
   assert.ok(rp.objects.filter((o) => o.kind === 'table-data').length >= 4, 'the table was backed up in several parts');
   const dst = `${src}_restored`;

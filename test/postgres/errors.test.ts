@@ -2,13 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, chownSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, chownSync } from 'node:fs';
 import path from 'node:path';
 import { usePostgres, createTestDatabase, startPostgres } from '../support/postgres.ts';
 import { connect } from '../postgres-schema/helpers.ts';
 import { openStore } from '../../shared/storage/open.ts';
 import { Repository } from '../../shared/repository/repository.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const CLI = path.join(import.meta.dirname, '../../agent/cli.ts');
 
@@ -24,7 +24,7 @@ function agent(args: string[], env: Record<string, string> = {}, onStart?: (pid:
 }
 
 async function emptyRepo(): Promise<string> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'cb-pgerr-'));
+  const dir = tempDir('cb-pgerr-');
   await Repository.init(await openStore(dir, { create: true }), {});
   return dir;
 }
@@ -100,7 +100,7 @@ test('database dropped mid-backup: one clear line, no restore point, repository 
 
 test('target disk full: restore fails with one clear line saying so', async (t) => {
   if (process.getuid?.() !== 0) { t.skip('needs root to mount a small tmpfs for the tablespace'); return; }
-  const mnt = mkdtempSync(path.join(tmpdir(), 'cb-full-'));
+  const mnt = tempDir('cb-full-');
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt]);
   } catch {

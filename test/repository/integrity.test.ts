@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, cpSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, rmSync, statSync, writeFileSync, cpSync } from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { openStore } from '../../shared/storage/open.ts';
@@ -12,6 +11,7 @@ import { openRestorePoint } from '../../shared/repository/reader.ts';
 import { verifyRepository } from '../../shared/repository/verify.ts';
 import { gc, forget } from '../../shared/repository/gc.ts';
 import { decodeIndex } from '../../shared/repository/format.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const FAST_SCRYPT = { N: 1024, r: 8, p: 1 };
 const MARKER = 'PLAINTEXT-MARKER-7f3a9c';
@@ -27,7 +27,7 @@ function files(root: string, dir = ''): string[] {
 }
 
 async function makeRepo(encrypted: boolean) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'cb-integrity-'));
+  const dir = tempDir('cb-integrity-');
   const store = await openStore(dir, { create: true });
   const repo = await Repository.init(store, { password: encrypted ? 'secret' : undefined, scrypt: FAST_SCRYPT, packSize: 256 * 1024 });
   const w = await startBackup(repo, { engine: 'test', database: 'db', source: 'unit' });
@@ -44,7 +44,7 @@ for (const encrypted of [false, true]) {
     const objects = files(dir).filter((f) => !f.startsWith('locks/'));
     assert.ok(objects.some((f) => f.startsWith('data/')) && objects.some((f) => f.startsWith('index/')) && objects.some((f) => f.startsWith('restore-points/')));
     for (const obj of objects) {
-      const copy = mkdtempSync(path.join(tmpdir(), 'cb-tamper-'));
+      const copy = tempDir('cb-tamper-');
       cpSync(dir, copy, { recursive: true });
       const file = path.join(copy, obj);
       const bytes = readFileSync(file);
@@ -170,7 +170,7 @@ test('forget then gc frees the data of the forgotten restore point only', async 
 });
 
 test('gc repacks packs that became mostly garbage, keeping every live chunk readable', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'cb-repack-'));
+  const dir = tempDir('cb-repack-');
   const store = await openStore(dir, { create: true });
   const repo = await Repository.init(store, { packSize: 4 * 1024 * 1024 });
   // One backup holding a small object and a large one in the same pack(s).

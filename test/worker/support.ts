@@ -3,8 +3,6 @@
 // child process (`node agent/cli.ts worker …`) whose log output is kept for scanning.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
 import { ContainerSASPermissions, generateBlobSASQueryParameters, StorageSharedKeyCredential, BlobServiceClient } from '@azure/storage-blob';
@@ -15,6 +13,7 @@ import { openStore } from '../../shared/storage/open.ts';
 import { Repository } from '../../shared/repository/repository.ts';
 import type { AzuriteServer } from '../support/azurite.ts';
 import type { PostgresServer } from '../support/postgres.ts';
+import { tempDir } from '../support/temp-dir.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -203,7 +202,7 @@ export function spawnWorker(ctl: TestController, azurite: AzuriteServer, stateDi
 }
 
 export function tempStateDir(): string {
-  return mkdtempSync(path.join(tmpdir(), 'cosmos-worker-state-'));
+  return tempDir('cosmos-worker-state-');
 }
 
 /** Where each secret occurs in the texts (plain, or inside base64 message bodies). */
