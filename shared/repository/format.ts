@@ -165,8 +165,8 @@ export function joinIndex(parts: Buffer[]): Buffer {
 
 /** The entries of an index object, in order: entry is a view of its ENTRY_BYTES (the id, then the
  * fields at ENTRY_AT; copy what you keep). No object per entry, so loading a large index makes
- * no garbage. */
-export function forEachIndexEntry(name: string, plain: Buffer, fn: (packId: string, entry: Buffer) => void): void {
+ * no garbage. onPack sees each pack's header first, even a pack listed with no entries. */
+export function forEachIndexEntry(name: string, plain: Buffer, fn: (packId: string, entry: Buffer) => void, onPack?: (packId: string) => void): void {
   if (plain.length < 9 || !plain.subarray(0, 4).equals(INDEX_MAGIC) || plain.readUInt8(4) !== 1) throw new CorruptObjectError(name, 'bad index header');
   const n = plain.readUInt32LE(5);
   let o = 9;
@@ -176,6 +176,7 @@ export function forEachIndexEntry(name: string, plain: Buffer, fn: (packId: stri
     const count = plain.readUInt32LE(o + 32);
     o += 36;
     if (o + count * ENTRY_BYTES > plain.length) throw new CorruptObjectError(name, 'index truncated');
+    onPack?.(packId);
     for (let j = 0; j < count; j++, o += ENTRY_BYTES) fn(packId, plain.subarray(o, o + ENTRY_BYTES));
   }
   if (o !== plain.length) throw new CorruptObjectError(name, 'index has trailing bytes');
@@ -183,11 +184,7 @@ export function forEachIndexEntry(name: string, plain: Buffer, fn: (packId: stri
 
 export function decodeIndex(name: string, plain: Buffer): IndexPack[] {
   const out: IndexPack[] = [];
-  forEachIndexEntry(name, plain, (packId, entry) => {
-    let last = out[out.length - 1];
-    if (last?.packId !== packId) out.push(last = { packId, entries: [] });
-    last.entries.push(readEntry(entry, 0));
-  });
+  forEachIndexEntry(name, plain, (_packId, entry) => out[out.length - 1]!.entries.push(readEntry(entry, 0)), (packId) => out.push({ packId, entries: [] }));
   return out;
 }
 

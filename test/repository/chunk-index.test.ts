@@ -51,6 +51,8 @@ test('chunk index: an index object read in place gives the entries decodeIndex g
       assert.deepEqual(l, { ...e, packId: p.packId });
     }
   }
+  const withEmpty = decodeIndex('index/e', encodeIndex([...packs, { packId: 'ab'.repeat(32), entries: [] }]));
+  assert.deepEqual(withEmpty.map((p) => [p.packId, p.entries.length]), [...packs.map((p) => [p.packId, p.entries.length]), ['ab'.repeat(32), 0]], 'decodeIndex keeps every pack, even one listed with no entries');
   assert.throws(() => idx.addIndexObject('index/y', plain.subarray(0, plain.length - 3)), (e: unknown) => e instanceof CorruptObjectError && /index\/y/.test(e.message) && /truncated/.test(e.message));
   assert.throws(() => idx.addIndexObject('index/z', Buffer.concat([plain, Buffer.alloc(1)])), (e: unknown) => e instanceof CorruptObjectError && /trailing/.test(e.message));
 });
