@@ -25,9 +25,9 @@ export class ChunkIndex {
     return this.ids.has(id);
   }
 
-  /** Adds every entry of an index object's plaintext, read in place, so loading hundreds of
-   * thousands of entries makes no object per entry. The first location of a chunk wins; a
-   * damaged index throws CorruptObjectError naming `name`. */
+  /** Adds every entry of an index object's plaintext, read in place: loading hundreds of
+   * thousands of entries leaves nothing per entry on the heap (only views that die young). The
+   * first location of a chunk wins; a damaged index throws CorruptObjectError naming `name`. */
   addIndexObject(name: string, plain: Buffer): void {
     forEachIndexEntry(name, plain, (packId, e) => {
       const i = this.slot(packId, e.subarray(0, 32));

@@ -164,8 +164,9 @@ export function joinIndex(parts: Buffer[]): Buffer {
 }
 
 /** The entries of an index object, in order: entry is a view of its ENTRY_BYTES (the id, then the
- * fields at ENTRY_AT; copy what you keep). No object per entry, so loading a large index makes
- * no garbage. onPack sees each pack's header first, even a pack listed with no entries. */
+ * fields at ENTRY_AT; copy what you keep). Nothing is decoded into an object per entry, so a
+ * large index leaves no long-lived garbage. onPack sees each pack's header first, even a pack
+ * listed with no entries. */
 export function forEachIndexEntry(name: string, plain: Buffer, fn: (packId: string, entry: Buffer) => void, onPack?: (packId: string) => void): void {
   if (plain.length < 9 || !plain.subarray(0, 4).equals(INDEX_MAGIC) || plain.readUInt8(4) !== 1) throw new CorruptObjectError(name, 'bad index header');
   const n = plain.readUInt32LE(5);
