@@ -1,16 +1,12 @@
 // Starts a controller on a throw-away data directory with the in-memory gateways.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type ControllerConfig } from '../../../controller/config.ts';
 import { startController, type Controller } from '../../../controller/start.ts';
 import { fakeGateways } from './fakes.ts';
+import { tempDir as makeTempDir } from '../../support/temp-dir.ts';
 
 export function tempDir(prefix = 'cb-controller-'): string {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return makeTempDir(prefix);
 }
 
 export function testConfig(dataDir: string, extra: Record<string, string> = {}): ControllerConfig {
