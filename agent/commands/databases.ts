@@ -131,13 +131,15 @@ export function registerDatabaseCommands(program: Command): void {
     .option('--table <schema.table>', 'PostgreSQL: restore only this table, view or materialized view (repeatable; with what it needs)', collect)
     .option('--schema <name>', 'PostgreSQL: restore only the tables of this schema (repeatable; with what they need)', collect)
     .option('--collection <name>', 'MongoDB: restore only this collection or view (repeatable)', collect)
+    .option('--parallel-parts', 'PostgreSQL: load the parts of tables backed up in several ranges (over 1 GiB) on several connections at once: faster, but the restored rows are no longer in the source\'s physical order')
     .option('--no-owner', 'do not restore object owners')
     .option('--no-privileges', 'do not restore grants')
-    .action(async (id: string, o: CommonOpts & { target: string; database?: string; clean?: boolean; drop?: boolean; databaseMap?: string[]; table?: string[]; schema?: string[]; collection?: string[]; owner: boolean; privileges: boolean }) => {
+    .action(async (id: string, o: CommonOpts & { target: string; database?: string; clean?: boolean; parallelParts?: boolean; drop?: boolean; databaseMap?: string[]; table?: string[]; schema?: string[]; collection?: string[]; owner: boolean; privileges: boolean }) => {
       const repo = await openRepo(repoOpts(o));
       const rp = await repo.loadRestorePoint(id);
       if (rp.engine === 'mongodb') {
         if (o.clean) throw new CosmosBackupError('INVALID_ARGUMENT', '--clean is for PostgreSQL restore points; for MongoDB use --drop');
+        if (o.parallelParts) throw new CosmosBackupError('INVALID_ARGUMENT', '--parallel-parts is for PostgreSQL restore points');
         if (o.table?.length || o.schema?.length) throw new CosmosBackupError('INVALID_ARGUMENT', '--table and --schema are for PostgreSQL restore points; for MongoDB use --collection NAME');
         await restoreMongoCommand(repo, rp, o);
         return;
@@ -151,7 +153,7 @@ export function registerDatabaseCommands(program: Command): void {
       const bar = progressBar(`restore ${target.database}`);
       const started = Date.now();
       const res = await (await import('../engines/postgres/restore.ts')).restorePostgres(repo, rp.id, target, {
-        parallel: parallelOf(o), clean: !!o.clean, noOwner: !o.owner, noPrivileges: !o.privileges, subset,
+        parallel: parallelOf(o), clean: !!o.clean, parallelParts: !!o.parallelParts, noOwner: !o.owner, noPrivileges: !o.privileges, subset,
         onWarning: (m) => say(`warning: ${m}`),
         onProgress: (p) => bar.update(p.bytes, p.totalBytes, p.phase),
       }).finally(() => bar.stop());

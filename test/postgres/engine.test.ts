@@ -72,6 +72,11 @@ test('rich database: backup, restore into a new database, identical schema dump,
   assert.equal(res.database, dst);
   await expectSame(server, src, dst);
 
+  // The split table's parts loaded on several connections at once: the same content.
+  const dstParts = `engine_parts_${Date.now()}`;
+  await restorePostgres(repo, rp.id, resolveTarget(server.url(dstParts)), { parallel: 3, parallelParts: true });
+  await expectSame(server, src, dstParts);
+
   // Plain SQL export loaded with psql alone.
   const reader = await openRestorePoint(repo, rp.id);
   const file = path.join(dir, 'export.sql');

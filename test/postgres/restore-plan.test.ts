@@ -47,3 +47,18 @@ test('load plan: indexes and keys wait only for the data of their own table and 
     ['old_idx', undefined], // restore points that do not record the table: after all data
   ]);
 });
+
+test('load plan with parallelParts: each part of a split table is a job of its own, shared, biggest first; whole tables keep one job', () => {
+  const { jobs, wave } = planLoad([obj('s', 'a', 0, 5), obj('s', 'b', 0, 100), obj('s', 'b', 1, 90), obj('s', 'b', 2, 3)], [
+    { section: 'post-data', kind: 'index', schema: 's', name: 'b_idx', sql: '-- b_idx', table: { schema: 's', name: 'b' } },
+  ], { parallelParts: true });
+  assert.deepEqual(jobs.map((j) => [j.key, j.parts.map((p) => p.name.slice(p.name.lastIndexOf('/') + 1)), j.size, !!j.shared]), [
+    ['s.b', ['0'], 100, true],
+    ['s.b', ['1'], 90, true],
+    ['s.a', ['0'], 5, false],
+    ['s.b', ['2'], 3, true],
+  ]);
+  // All parts of a table share its id, which is what its indexes wait for.
+  assert.equal(new Set(jobs.filter((j) => j.key === 's.b').map((j) => j.id)).size, 1);
+  assert.deepEqual(wave.map((w) => w.after), [[JSON.stringify(['s', 'b'])]]);
+});

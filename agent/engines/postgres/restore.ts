@@ -25,6 +25,14 @@ export interface PgRestoreOptions {
    * each. Objects the tables may need come along; see subset.ts.
    */
   subset?: PgSubset;
+  /**
+   * Load the parts of a table backed up in several ctid ranges (tables over 1 GiB) on several
+   * connections at once, instead of in order on one. Faster when one big table is most of the
+   * data (the server parses each part on its own backend), but the restored heap interleaves the
+   * parts: row order, index correlation and BRIN ranges are no longer the source's, and the rows
+   * are not loaded frozen.
+   */
+  parallelParts?: boolean;
   onWarning?: (m: string) => void;
   onProgress?: (p: { phase: string; bytes: number; totalBytes: number }) => void;
 }
@@ -143,19 +151,24 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
       conns.push(c);
     }
     // One job per table, biggest first; a table's parts load in order on one connection, so
-    // the restored heap keeps the source's row order (index correlation, BRIN ranges).
+    // the restored heap keeps the source's row order (index correlation, BRIN ranges). With
+    // parallelParts a split table's parts are jobs of their own (speed over row order).
     // As pg_restore -j: indexes and primary/unique/exclusion keys depend only on their table's
     // data and pre-data objects, so each is built as soon as its table is loaded, on whichever
     // connection is free: a connection that has no table left to load builds the indexes of
     // tables already in while the biggest table is still loading. Everything else follows.
     const post = doc.items.filter((i) => i.section === 'post-data');
-    const plan = planLoad(dataObjects, post);
+    const plan = planLoad(dataObjects, post, { parallelParts: opts.parallelParts });
     const loaded = new Set<string>();
     let loading = plan.jobs.length;
+    const partsLeft = new Map<string, number>();
+    for (const j of plan.jobs) partsLeft.set(j.id, (partsLeft.get(j.id) ?? 0) + 1);
     let wake: () => void = () => {};
     let changed = new Promise<void>((r) => { wake = r; });
-    const tableDone = (id: string) => {
-      loaded.add(id);
+    const jobDone = (id: string) => {
+      const left = partsLeft.get(id)! - 1;
+      partsLeft.set(id, left);
+      if (left === 0) loaded.add(id);
       if (--loading === 0) report('post-data');
       wake();
       changed = new Promise<void>((r) => { wake = r; });
@@ -167,7 +180,7 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
         if (job) {
           const rows = await loadJob(reader, client, job, (n) => { bytes += n; report('data'); });
           counts[job.key] = (counts[job.key] ?? 0) + rows;
-          tableDone(job.id);
+          jobDone(job.id);
           continue;
         }
         const next = plan.wave.findIndex(ready);
@@ -196,7 +209,11 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
   }
 }
 
-interface TableJob { id: string; key: string; schema: string; table: string; parts: ManifestObject[]; size: number }
+/**
+ * Data to load on one connection: all parts of a table in order, or with parallelParts one part
+ * of a table whose other parts load beside it (`shared`: the table is not this job's alone).
+ */
+interface TableJob { id: string; key: string; schema: string; table: string; parts: ManifestObject[]; size: number; shared?: boolean }
 
 /** The data objects grouped by table (parts in their backup order), biggest table first. */
 export function tableJobs(objects: ManifestObject[]): TableJob[] {
@@ -226,9 +243,12 @@ export interface WaveItem { item: DdlItem; after: string[] | undefined }
  * of any relation it needs. Items of restore points that do not record their table wait for all
  * data, as every item did before.
  */
-export function planLoad(objects: ManifestObject[], postData: DdlItem[]): { jobs: TableJob[]; wave: WaveItem[] } {
-  const jobs = tableJobs(objects);
-  const withData = new Set(jobs.map((j) => j.id));
+export function planLoad(objects: ManifestObject[], postData: DdlItem[], opts: { parallelParts?: boolean } = {}): { jobs: TableJob[]; wave: WaveItem[] } {
+  const tables = tableJobs(objects);
+  const jobs = opts.parallelParts
+    ? tables.flatMap((t) => (t.parts.length > 1 ? t.parts.map((p) => ({ ...t, parts: [p], size: p.size, shared: true })) : [t])).sort((a, b) => b.size - a.size)
+    : tables;
+  const withData = new Set(tables.map((j) => j.id));
   const wave = postData.filter((i) => PARALLEL_KINDS.has(i.kind)).map((item): WaveItem => ({
     item,
     after: item.table
@@ -242,10 +262,16 @@ export function planLoad(objects: ManifestObject[], postData: DdlItem[]): { jobs
  * Loads a table's parts. As PostgreSQL's "Populating a Database" advises, the table (created by
  * this restore, still empty) is truncated in the loading transaction so that COPY can write its
  * rows already frozen: no hint-bit writes when indexes are built, no freeze vacuum later. Where
- * the target refuses TRUNCATE (a role without the privilege), the parts load plainly.
+ * the target refuses TRUNCATE (a role without the privilege), or other connections load parts of
+ * the same table at the same time (a TRUNCATE would lock them out), the parts load plainly.
  */
 async function loadJob(reader: RestorePointReader, client: pg.Client, job: TableJob, onBytes: (n: number) => void): Promise<number> {
   const rel = `${quoteIdent(job.schema)}.${quoteIdent(job.table)}`;
+  if (job.shared) {
+    let rows = 0;
+    for (const part of job.parts) rows += await loadTable(reader, client, part, onBytes, false);
+    return rows;
+  }
   let freeze = true;
   await client.query('BEGIN');
   try {
