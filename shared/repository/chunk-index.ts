@@ -30,40 +30,22 @@ export class ChunkIndex {
    * first location of a chunk wins; a damaged index throws CorruptObjectError naming `name`. */
   addIndexObject(name: string, plain: Buffer): void {
     forEachIndexEntry(name, plain, (packId, e) => {
-      const i = this.slot(packId, e.subarray(0, 32));
-      if (i < 0) return;
+      const i = this.ids.size; // the id's entry number, if it is new
+      if (!this.ids.add(e.subarray(0, 32))) return;
+      let ps = this.packSlot.get(packId);
+      if (ps === undefined) {
+        ps = this.packIds.length;
+        this.packIds.push(packId);
+        this.packSlot.set(packId, ps);
+      }
+      if (i === this.pack.length) this.grow();
+      this.pack[i] = ps;
       this.offset[i] = e.readUInt32LE(ENTRY_AT.offset);
       this.length[i] = e.readUInt32LE(ENTRY_AT.length);
       this.rawOffset[i] = e.readUInt32LE(ENTRY_AT.rawOffset);
       this.rawLength[i] = e.readUInt32LE(ENTRY_AT.rawLength);
       this.meta[i] = (e[ENTRY_AT.type]! << 4) | e[ENTRY_AT.codec]!;
     });
-  }
-
-  add(packId: string, e: BlobEntry): boolean {
-    const i = this.slot(packId, e.id);
-    if (i < 0) return false;
-    this.offset[i] = e.offset;
-    this.length[i] = e.length;
-    this.rawOffset[i] = e.rawOffset;
-    this.rawLength[i] = e.rawLength;
-    this.meta[i] = (e.type << 4) | e.codec;
-    return true;
-  }
-
-  /** Adds id with its pack and returns its entry number, or -1 if it was there already. */
-  private slot(packId: string, id: Uint8Array): number {
-    const i = this.ids.size;
-    if (!this.ids.add(id)) return -1; // (it also refuses ids that are not 32 bytes)
-    let ps = this.packSlot.get(packId);
-    if (ps === undefined) {
-      ps = this.packIds.length;
-      this.packIds.push(packId);
-      this.packSlot.set(packId, ps);
-    }
-    if (i === this.pack.length) this.grow();
-    this.pack[i] = ps;
-    return i;
   }
 
   private located(i: number, id: Buffer): Located {

@@ -12,18 +12,22 @@ const id = (n: number) => createHash('sha256').update(`chunk ${n}`).digest();
 test('chunk index: 100 000 ids through several rehashes, lookups, duplicates and order', () => {
   const idx = new ChunkIndex();
   const N = 100_000;
-  for (let n = 0; n < N; n++) {
-    assert.equal(idx.add(`pack${n % 37}`, { id: id(n), type: n % 2, codec: 1, offset: n * 3, length: n % 65536, rawOffset: n % 1000, rawLength: 8192 + (n % 7) }), true);
+  const packId = (n: number) => createHash('sha256').update(`pack ${n % 37}`).digest('hex');
+  const entry = (n: number) => ({ id: id(n), type: n % 2, codec: 1, offset: n * 3, length: n % 65536, rawOffset: n % 1000, rawLength: 8192 + (n % 7) });
+  // Index objects of 5 000 one-entry packs each, as many as it takes.
+  for (let from = 0; from < N; from += 5000) {
+    idx.addIndexObject(`index/${from}`, encodeIndex(Array.from({ length: 5000 }, (_, k) => ({ packId: packId(from + k), entries: [entry(from + k)] }))));
   }
   assert.equal(idx.size, N);
   for (let n = 0; n < N; n += 997) {
     const l = idx.get(id(n))!;
-    assert.deepEqual({ ...l, id: l.id.toString('hex') }, { id: id(n).toString('hex'), packId: `pack${n % 37}`, type: n % 2, codec: 1, offset: n * 3, length: n % 65536, rawOffset: n % 1000, rawLength: 8192 + (n % 7) });
+    assert.deepEqual({ ...l, id: l.id.toString('hex') }, { ...entry(n), id: id(n).toString('hex'), packId: packId(n) });
   }
   for (let n = N; n < N + 1000; n++) assert.equal(idx.has(id(n)), false);
   assert.equal(idx.has(Buffer.alloc(5)), false, 'an id of the wrong length is not found');
-  assert.equal(idx.add('other', { id: id(5), type: 0, codec: 0, offset: 1, length: 1, rawOffset: 0, rawLength: 1 }), false, 'the first location wins');
-  assert.equal(idx.get(id(5))!.packId, 'pack5');
+  idx.addIndexObject('index/again', encodeIndex([{ packId: packId(6), entries: [{ ...entry(5), offset: 1 }] }]));
+  assert.equal(idx.size, N, 'an id already there is not added again');
+  assert.deepEqual([idx.get(id(5))!.packId, idx.get(id(5))!.offset], [packId(5), 15], 'the first location wins');
   let i = 0;
   for (const e of idx.entries()) {
     if (i % 5003 === 0) assert.ok(e.id.equals(id(i)), `entry ${i} in order`);

@@ -159,21 +159,19 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
     // tables already in while the biggest table is still loading. Everything else follows.
     const post = doc.items.filter((i) => i.section === 'post-data');
     const plan = planLoad(dataObjects, post, { parallelParts: opts.parallelParts });
-    const loaded = new Set<string>();
     let loading = plan.jobs.length;
+    /** jobs still to load per table id: a table is in once its count reaches 0 */
     const partsLeft = new Map<string, number>();
     for (const j of plan.jobs) partsLeft.set(j.id, (partsLeft.get(j.id) ?? 0) + 1);
     let wake: () => void = () => {};
     let changed = new Promise<void>((r) => { wake = r; });
     const jobDone = (id: string) => {
-      const left = partsLeft.get(id)! - 1;
-      partsLeft.set(id, left);
-      if (left === 0) loaded.add(id);
+      partsLeft.set(id, partsLeft.get(id)! - 1);
       if (--loading === 0) report('post-data');
       wake();
       changed = new Promise<void>((r) => { wake = r; });
     };
-    const ready = (w: WaveItem) => (w.after === undefined ? loading === 0 : w.after.every((t) => loaded.has(t)));
+    const ready = (w: WaveItem) => (w.after === undefined ? loading === 0 : w.after.every((t) => partsLeft.get(t) === 0));
     const work = async (client: pg.Client) => {
       for (;;) {
         const job = plan.jobs.shift();
@@ -267,18 +265,15 @@ export function planLoad(objects: ManifestObject[], postData: DdlItem[], opts: {
  */
 async function loadJob(reader: RestorePointReader, client: pg.Client, job: TableJob, onBytes: (n: number) => void): Promise<number> {
   const rel = `${quoteIdent(job.schema)}.${quoteIdent(job.table)}`;
-  if (job.shared) {
-    let rows = 0;
-    for (const part of job.parts) rows += await loadTable(reader, client, part, onBytes, false);
-    return rows;
-  }
-  let freeze = true;
-  await client.query('BEGIN');
-  try {
-    await client.query(`TRUNCATE ONLY ${rel}`);
-  } catch {
-    await client.query('ROLLBACK');
-    freeze = false;
+  let freeze = !job.shared;
+  if (freeze) {
+    await client.query('BEGIN');
+    try {
+      await client.query(`TRUNCATE ONLY ${rel}`);
+    } catch {
+      await client.query('ROLLBACK');
+      freeze = false;
+    }
   }
   let rows = 0;
   for (const part of job.parts) rows += await loadTable(reader, client, part, onBytes, freeze);
