@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { SPLIT_BYTES } from '../agent/engines/postgres/backup.ts';
 import { startPostgres } from '../test/support/postgres.ts';
 import { ensurePostgres } from './ensure-postgres.ts';
 
@@ -178,8 +179,9 @@ try {
   await settle();
   const spread = await backup('1% spread');
   add('agent backup, 1% of orders updated, spread out', spread.ms, `added ${mib(spread.storedBytes)} (${(100 * spread.storedBytes / full.storedBytes).toFixed(2)} % of full)`);
-  // Tables over the backup's split size (1 GiB) go out in several parts, which `--parallel-parts` loads at once.
-  const splitTables = Number((await db.query(`SELECT count(*) AS n FROM pg_class WHERE relname IN ('orders', 'events') AND pg_relation_size(oid) > 1073741824`)).rows[0].n);
+  // Tables over the backup's split size go out in several parts (the backup's own measure,
+  // pg_table_size), which `--parallel-parts` loads at once.
+  const splitTables = Number((await db.query(`SELECT count(*) AS n FROM pg_class WHERE relname IN ('orders', 'events') AND pg_table_size(oid) > $1`, [SPLIT_BYTES])).rows[0].n);
   await db.end();
 
   // Both restores start from a database that does not exist: the agent creates its target; for
