@@ -1,5 +1,5 @@
 // Writing a restore point: objects are chunked, deduplicated against the repository index,
-// compressed and sealed on the thread pool, packed and uploaded with bounded concurrency; the
+// compressed on compression threads and sealed, packed and uploaded with bounded concurrency; the
 // index follows the packs, and the manifest is written last and atomically.
 import { hostname } from 'node:os';
 import { Writable } from 'node:stream';
@@ -7,7 +7,7 @@ import { CosmosBackupError } from '../errors.ts';
 import { Chunker } from './chunker.ts';
 import { IdSet } from './id-set.ts';
 import type { ChunkIndex } from './chunk-index.ts';
-import { compress } from './codec.ts';
+import { compressOwned } from './codec.ts';
 import { BLOB_DATA, BLOB_LIST, encodeIndexPack, endsListBlob, joinIndex, KEYS } from './format.ts';
 import { lockShared, type RepoLock } from './locks.ts';
 import { PackUploader, type PackBuilder } from './packer.ts';
@@ -181,13 +181,16 @@ class RepoBackupWriter implements BackupWriter {
     return (this.framePool.pop() ?? Buffer.allocUnsafeSlow(this.frameBufferSize)).subarray(0, size);
   }
 
-  /** Compresses and seals a frame on the thread pool; the caller places the result in order. */
+  /**
+   * Compresses a frame on a compression thread and seals it; the caller places the result in
+   * order. `plain` (from frameBuffer) moves to the thread and back, then returns to the pool.
+   */
   async sealFrame(plain: Buffer): Promise<{ codec: number; sealed: Buffer }> {
-    const c = await compress(plain);
+    const c = await compressOwned(plain);
     // Stored uncompressed (and unencrypted), the frame would be a view of the pooled buffer.
-    const data = c.data === plain ? Buffer.from(plain) : c.data;
-    if (plain.buffer.byteLength === this.frameBufferSize && this.framePool.length < FRAME_POOL_MAX) {
-      this.framePool.push(Buffer.from(plain.buffer, 0, this.frameBufferSize));
+    const data = c.data === c.input ? Buffer.from(c.input) : c.data;
+    if (c.input.buffer.byteLength === this.frameBufferSize && this.framePool.length < FRAME_POOL_MAX) {
+      this.framePool.push(Buffer.from(c.input.buffer, 0, this.frameBufferSize));
     }
     return { codec: c.codec, sealed: this.repo.sealer.seal(data) };
   }

@@ -1,7 +1,8 @@
-// Per-chunk compression. zstd where the runtime's zlib has it (Node >= 22.15 / 23.8), deflate
+// Per-frame compression. zstd where the runtime's zlib has it (Node >= 22.15 / 23.8), deflate
 // otherwise; the codec of every blob is recorded so any reader knows how to expand it.
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
+import { compressPool, zstdOptions } from './compress-pool.ts';
 
 export const CODEC_NONE = 0;
 export const CODEC_ZSTD = 1;
@@ -12,32 +13,46 @@ const z = zlib as unknown as Record<string, unknown>;
 export const hasZstd = typeof z.zstdCompress === 'function';
 
 type AsyncCodec = (buf: Uint8Array, opts?: object) => Promise<Buffer>;
-const zstdCompress: AsyncCodec | undefined = hasZstd ? promisify(z.zstdCompress as never) : undefined;
-const zstdDecompressSync = hasZstd ? (z.zstdDecompressSync as (buf: Uint8Array, opts?: object) => Buffer) : undefined;
+type SyncCodec = (buf: Uint8Array, opts?: object) => Buffer;
+const zstdCompressSync = hasZstd ? (z.zstdCompressSync as SyncCodec) : undefined;
+const zstdDecompressSync = hasZstd ? (z.zstdDecompressSync as SyncCodec) : undefined;
 const deflateRaw = promisify(zlib.deflateRaw) as AsyncCodec;
 const inflateRaw = promisify(zlib.inflateRaw) as AsyncCodec;
 
 export const preferredCodec: Codec = hasZstd ? CODEC_ZSTD : CODEC_DEFLATE;
 
+/** Inputs up to this size compress on the calling thread: a hand-off to a thread costs about as much. */
+const INLINE_MAX = 16 * 1024;
+
 /**
- * Compresses on libuv's thread pool (so several chunks compress in parallel). Returns the raw
- * bytes with CODEC_NONE when compression does not save at least 1/32 of the size.
+ * Compresses on a compression thread (compress-pool.ts), so that several frames compress in
+ * parallel with the caller. Returns the raw bytes with CODEC_NONE when compression does not save
+ * at least 1/32 of the size. `data` is copied for the thread; see compressOwned().
  */
 export async function compress(data: Buffer, codec: Codec = preferredCodec, level = 1): Promise<{ codec: Codec; data: Buffer }> {
   if (codec === CODEC_NONE || data.length < 64) return { codec: CODEC_NONE, data };
-  let out: Buffer;
-  if (codec === CODEC_ZSTD && zstdCompress) {
-    const c = zlib.constants as unknown as Record<string, number>;
-    // A 128 KiB window fits our frames; zstd's default window makes every call allocate and clear
-    // megabytes, which measured 3-4x slower on the thread pool (scripts/bench-repo.ts).
-    // An output buffer of half the input holds anything that compresses 2x or better, instead
-    // of a fresh 128 KiB per frame; the pledged size goes into the frame header, which lets
-    // decompress() allocate its output exactly.
-    out = await zstdCompress(data, { pledgedSrcSize: data.length, chunkSize: Math.max(MIN_CHUNK, data.length >> 1), params: { [c.ZSTD_c_compressionLevel!]: level, [c.ZSTD_c_windowLog!]: 17 } });
-  } else {
-    out = await deflateRaw(data, { level: Math.min(level, 9) });
-    codec = CODEC_DEFLATE;
+  if (codec === CODEC_ZSTD && zstdCompressSync) {
+    if (data.length <= INLINE_MAX) return worthwhile(data, CODEC_ZSTD, zstdCompressSync(data, zstdOptions(data.length, level)));
+    const own = Buffer.allocUnsafeSlow(data.length);
+    data.copy(own);
+    return worthwhile(data, CODEC_ZSTD, (await compressPool().zstd(own.buffer, 0, own.length, level)).out);
   }
+  return worthwhile(data, CODEC_DEFLATE, await deflateRaw(data, { level: Math.min(level, 9) }));
+}
+
+/**
+ * As compress(), for a buffer whose memory the caller owns whole (one from
+ * Buffer.allocUnsafeSlow, or a view of one that nothing else uses): the memory moves to the
+ * compression thread and back instead of being copied. `data` is unusable afterwards (its
+ * memory is detached); `input` holds the same bytes.
+ */
+export async function compressOwned(data: Buffer, level = 1): Promise<{ codec: Codec; data: Buffer; input: Buffer }> {
+  if (!zstdCompressSync || data.length <= INLINE_MAX) return { ...await compress(data, preferredCodec, level), input: data };
+  const r = await compressPool().zstd(data.buffer as ArrayBuffer, data.byteOffset, data.length, level);
+  return { ...worthwhile(r.input, CODEC_ZSTD, r.out), input: r.input };
+}
+
+function worthwhile(data: Buffer, codec: Codec, out: Buffer): { codec: Codec; data: Buffer } {
   if (out.length >= data.length - (data.length >> 5)) return { codec: CODEC_NONE, data };
   return { codec, data: compact(out) };
 }

@@ -1,9 +1,12 @@
-// Frame compression (pure): zstd frames carry their content size, which decompress() uses to
-// size its output exactly; odd or foreign headers give undefined rather than a wrong size.
+// Frame compression: zstd frames carry their content size, which decompress() uses to size its
+// output exactly; odd or foreign headers give undefined rather than a wrong size. Frames compress
+// on worker threads, their memory moved there and back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
-import { compress, decompress, zstdContentSize, CODEC_ZSTD } from '../../shared/repository/codec.ts';
+import { randomFillSync } from 'node:crypto';
+import { compress, compressOwned, decompress, zstdContentSize, CODEC_NONE, CODEC_ZSTD } from '../../shared/repository/codec.ts';
+import { compressionThreads } from '../../shared/repository/compress-pool.ts';
 
 test('zstd frames record their content size, for every size class of the header field', async () => {
   for (const n of [100, 255, 256, 300, 65_535, 65_791, 65_792, 131_072, 1_000_000]) {
@@ -25,4 +28,52 @@ test('zstd frames record their content size, for every size class of the header 
   assert.equal((await decompress(CODEC_ZSTD, streamed, 16 * 1024 * 1024)).toString(), 'a'.repeat(5000), 'and still decodes');
   assert.equal(zstdContentSize(Buffer.from('not a zstd frame')), undefined);
   assert.equal(zstdContentSize(Buffer.from([0x28, 0xb5, 0x2f, 0xfd])), undefined, 'truncated header');
+});
+
+test('frames compress on a thread: owned memory moves there and back, other buffers are copied', async () => {
+  assert.deepEqual([1, 2, 3, 8, 64].map((n) => compressionThreads(n)), [1, 1, 2, 4, 4], 'one thread fewer than the CPUs, 1 to 4');
+  const rowsOf = (seed: number, n: number) => {
+    const b = Buffer.allocUnsafeSlow(n);
+    b.write(Array.from({ length: Math.ceil(n / 40) }, (_, i) => `${seed}\t${i}\tstatus ${(i * seed) % 7}\tnote\n`).join('').slice(0, n));
+    return b;
+  };
+  // Owned: the memory is detached while the thread has it, and comes back as `input`, unchanged.
+  const plain = rowsOf(1, 200_000);
+  const copy = Buffer.from(plain);
+  const r = await compressOwned(plain);
+  assert.equal(plain.buffer.byteLength, 0, 'the caller\'s view is detached');
+  assert.ok(r.input.equals(copy), 'input comes back with the same bytes');
+  assert.equal(r.codec, CODEC_ZSTD);
+  assert.ok((await decompress(r.codec, r.data, 1 << 20)).equals(copy), 'round trip');
+  assert.ok(r.data.buffer.byteLength <= r.data.length + 4096, 'the output holds no oversized buffer');
+
+  // Many at once (more than the threads): every result belongs to its own input.
+  const inputs = Array.from({ length: 40 }, (_, i) => rowsOf(i + 2, 20_000 + i * 1000));
+  const expected = inputs.map((b) => Buffer.from(b));
+  const results = await Promise.all(inputs.map((b) => compressOwned(b)));
+  for (let i = 0; i < results.length; i++) {
+    assert.ok(results[i]!.input.equals(expected[i]!), `input ${i}`);
+    assert.ok((await decompress(results[i]!.codec, results[i]!.data, 1 << 20)).equals(expected[i]!), `frame ${i}`);
+  }
+
+  // Incompressible data is stored as is: the result is the returned input.
+  const noise = Buffer.allocUnsafeSlow(100_000);
+  randomFillSync(noise);
+  const noiseCopy = Buffer.from(noise);
+  const n = await compressOwned(noise);
+  assert.equal(n.codec, CODEC_NONE);
+  assert.equal(n.data, n.input);
+  assert.ok(n.data.equals(noiseCopy));
+
+  // Not owned: a view into a larger buffer is copied for the thread; the buffer stays usable.
+  const big = rowsOf(99, 1_000_000);
+  const view = big.subarray(1000, 201_000);
+  const v = await compress(view);
+  assert.equal(big.buffer.byteLength, 1_000_000, 'the caller\'s buffer is not detached');
+  assert.ok((await decompress(v.codec, v.data, 1 << 20)).equals(view));
+  // Small frames compress inline; compressOwned leaves them attached.
+  const small = rowsOf(5, 4000);
+  const s = await compressOwned(small);
+  assert.equal(small.length, 4000);
+  assert.ok((await decompress(s.codec, s.data, 1 << 20)).equals(small));
 });

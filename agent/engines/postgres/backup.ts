@@ -4,7 +4,6 @@
 // the backup. Memory stays bounded: streams with backpressure end to end.
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { CosmosBackupError } from '../../../shared/errors.ts';
 import type { Repository } from '../../../shared/repository/repository.ts';
 import { startBackup } from '../../../shared/repository/backup-writer.ts';
@@ -12,6 +11,7 @@ import type { BackupWriter, ProgressFn, RestorePoint } from '../../../shared/rep
 import { lockRelations, readSchema } from './catalog.ts';
 import type { SchemaDocument, TableInfo } from './schema-types.ts';
 import { connect, quoteIdent, type PgTarget } from './connection.ts';
+import { CopyOut } from './copy-out.ts';
 
 export const ENGINE = 'postgres';
 export const SCHEMA_OBJECT = 'schema.json';
@@ -125,7 +125,7 @@ export async function backupPostgres(repo: Repository, target: PgTarget, opts: P
       for (let p = queue.shift(); p; p = queue.shift()) {
         const out = w.createObject(p.object, 'table-data', { schema: p.table.schema, table: p.table.name, columns: p.table.columns, from: p.from, to: p.to });
         try {
-          await pipeline(client.query(copyTo(copyOutSql(p))), out);
+          await pipeline(client.query(new CopyOut(copyOutSql(p))), out);
           await out.finish();
         } catch (e) {
           out.destroy();
