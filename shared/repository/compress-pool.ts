@@ -1,7 +1,7 @@
 // zstd compression on worker threads, each calling zlib's synchronous API. Node's asynchronous
 // zstdCompress builds a stream per call and runs it on libuv's pool, where every call's zstd
 // context is allocated in that thread's malloc arena and freed from the main thread: measured
-// about 1.5 CPU-s of 8.5 per GB of backup more than the same work done synchronously (arena locks,
+// about 1.5 CPU-s of 8.5 in a 1 GB backup more than the same work done synchronously (arena locks,
 // page faults, stream set-up; docs/PERFORMANCE.md). A worker thread keeps its own arena warm and
 // still lets frames compress in parallel with the main thread's chunking and hashing.
 import { availableParallelism } from 'node:os';
