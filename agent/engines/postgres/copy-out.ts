@@ -18,7 +18,6 @@ const NOTIFICATION = 0x41; // A
 
 const HEADER = 5;
 
-
 /**
  * Splits a stream of backend messages into the CopyData payload bytes (moved to the front of each
  * buffer it is given) and the point where COPY mode ends. Pure and incremental: a message header
@@ -93,7 +92,6 @@ export class CopyOutParser {
 /** A pg submittable: `client.query(new CopyOut(sql))` streams the table's COPY text. */
 export class CopyOut extends Readable implements pg.Submittable {
   readonly text: string;
-  rowCount = 0;
   private readonly parser = new CopyOutParser();
   private connection: pg.Connection | undefined;
   private pgListener: ((b: Buffer) => void) | undefined;
@@ -129,7 +127,7 @@ export class CopyOut extends Readable implements pg.Submittable {
       this.destroy(e as Error);
       return;
     }
-    if (r.length > 0 && !this.push(b.subarray(0, r.length)) && !this.paused && r.rest === undefined) {
+    if (r.length > 0 && !this.push(b.subarray(0, r.length)) && r.rest === undefined) {
       this.paused = true;
       this.connection!.stream.pause();
     }
@@ -144,11 +142,9 @@ export class CopyOut extends Readable implements pg.Submittable {
     const s = this.connection!.stream;
     s.removeListener('data', this.onData);
     s.on('data', this.pgListener!);
+    // Only ever called from receive(): the socket is flowing (a paused one emits no data), so
+    // pg's listener goes on receiving.
     if (rest?.length) this.pgListener!(rest);
-    if (this.paused) {
-      this.paused = false;
-      s.resume();
-    }
   }
 
   override _read(): void {
@@ -160,9 +156,6 @@ export class CopyOut extends Readable implements pg.Submittable {
 
   // pg calls these as for any query.
   handleError(err: Error): void { this.destroy(err); }
-  handleCommandComplete(msg: { text?: string }): void {
-    const m = /COPY (\d+)/.exec(msg?.text ?? '');
-    if (m) this.rowCount = Number(m[1]);
-  }
-  handleReadyForQuery(): void { /* the stream ended at CopyDone */ }
+  handleCommandComplete(): void { /* the stream ended at CopyDone; nothing reads the row count */ }
+  handleReadyForQuery(): void { /* likewise */ }
 }
