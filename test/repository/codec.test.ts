@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { randomFillSync } from 'node:crypto';
 import { compress, compressOwned, decompress, zstdContentSize, CODEC_NONE, CODEC_ZSTD } from '../../shared/repository/codec.ts';
-import { compressionThreads, compressPool } from '../../shared/repository/compress-pool.ts';
+import { compressionThreads, compressPool, zstdOptions } from '../../shared/repository/compress-pool.ts';
 
 test('zstd frames record their content size, for every size class of the header field', async () => {
   for (const n of [100, 255, 256, 300, 65_535, 65_791, 65_792, 131_072, 1_000_000]) {
@@ -102,4 +102,40 @@ test('the compression thread runs in a small, capped heap and keeps up over thou
     assert.ok(h.limit <= 16 * 1024 * 1024, `thread heap limit ${(h.limit / 1048576).toFixed(1)} MiB`);
     assert.ok(h.used <= h.limit, `thread heap used ${(h.used / 1048576).toFixed(1)} MiB`);
   }
+});
+
+test('a compression thread ends one frame per request on a reused zstd stream: each frame stands alone and records its size', async () => {
+  const before = (await compressPool().reusedStreamFrames()).reduce((a, b) => a + b, 0);
+  const text = (n: number, seed: number) => {
+    const b = Buffer.allocUnsafeSlow(n);
+    for (let i = 0; i < n; i += 50) b.write(`${seed}\t${(i * 2654435761 % 1e9).toString(36)}\tpaid\t{"sku": 1}\n`.padEnd(50, ' '), i);
+    return b;
+  };
+  const random = (n: number) => randomFillSync(Buffer.allocUnsafeSlow(n));
+  // Sizes up and down, incompressible input that zstd must expand a little, and a second level:
+  // what one frame leaves in the stream must not leak into the next.
+  const inputs = [text(128 * 1024, 1), random(192 * 1024), text(17 * 1024, 2), text(700 * 1024, 3), random(20 * 1024), text(130 * 1024, 4), text(128 * 1024, 1)];
+  const levels = [1, 1, 1, 1, 1, 3, 1];
+  const outs: Buffer[] = [];
+  const plains = inputs.map((b) => Buffer.from(b));
+  for (const [i, plain] of inputs.entries()) {
+    const expected = plains[i]!;
+    const r = await compressOwned(plain, levels[i]);
+    assert.ok(r.input.equals(expected), `input ${i} comes back unchanged`);
+    if (r.codec === CODEC_NONE) {
+      assert.ok(i === 1 || i === 4, `only the random inputs stay uncompressed (input ${i})`);
+      continue;
+    }
+    assert.equal(zstdContentSize(r.data), expected.length, `frame ${i} records its size`);
+    // On its own, not after the others: a frame that depended on the stream's history would fail here.
+    assert.ok(zlib.zstdDecompressSync(r.data).equals(expected), `frame ${i} decodes alone`);
+    assert.equal(r.data.buffer.byteLength, r.data.length, `frame ${i} comes back as an exact buffer`);
+    outs.push(r.data);
+  }
+  // The same input on the same level gives the same frame, first or after five others, and the
+  // same as a fresh stream's.
+  assert.ok(outs[0]!.equals(outs.at(-1)!), 'the first and the last frame are identical');
+  assert.ok(outs[0]!.equals(zlib.zstdCompressSync(plains[0]!, zstdOptions(plains[0]!.length, 1))), 'and identical to zstdCompressSync');
+  const after = (await compressPool().reusedStreamFrames()).reduce((a, b) => a + b, 0);
+  assert.equal(after - before, inputs.length, 'every frame took the reused-stream path on this Node');
 });
