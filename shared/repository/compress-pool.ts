@@ -26,13 +26,15 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const zlib = require('node:zlib');
 const C = zlib.constants;
+// As zstdOptions() in compress-pool.ts, which this string cannot import.
+const params = (level) => ({ [C.ZSTD_c_compressionLevel]: level, [C.ZSTD_c_windowLog]: workerData.windowLog });
 const streams = new Map();
 let scratch = Buffer.alloc(0);
 let reused = 0;
 function stream(level) {
   let z = streams.get(level);
   if (z === undefined) {
-    z = zlib.createZstdCompress({ params: { [C.ZSTD_c_compressionLevel]: level, [C.ZSTD_c_windowLog]: workerData.windowLog } });
+    z = zlib.createZstdCompress({ params: params(level) });
     // A failed call destroys the stream at once and emits 'error' later: that is checked below.
     z.on('error', () => {});
     const ok = z._handle && typeof z._handle.writeSync === 'function' && z._writeState instanceof Uint32Array && z._writeState.length >= 2;
@@ -75,9 +77,7 @@ parentPort.on('message', (m) => {
     // An exact buffer of its own: it moves to the main thread, which keeps it as it is.
     let out = compressReused(input, m.level);
     if (out === undefined) {
-      // As zstdOptions() in compress-pool.ts, which this string cannot import.
-      out = zlib.zstdCompressSync(input, { pledgedSrcSize: m.length, chunkSize: Math.max(64, m.length >> 1),
-        params: { [C.ZSTD_c_compressionLevel]: m.level, [C.ZSTD_c_windowLog]: workerData.windowLog } });
+      out = zlib.zstdCompressSync(input, { pledgedSrcSize: m.length, chunkSize: Math.max(64, m.length >> 1), params: params(m.level) });
     }
     try {
       parentPort.postMessage({ id: m.id, buf: m.buf, out: out.buffer, outOffset: out.byteOffset, outLength: out.length }, [m.buf, out.buffer]);

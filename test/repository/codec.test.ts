@@ -136,6 +136,12 @@ test('a compression thread ends one frame per request on a reused zstd stream: e
   // same as a fresh stream's.
   assert.ok(outs[0]!.equals(outs.at(-1)!), 'the first and the last frame are identical');
   assert.ok(outs[0]!.equals(zlib.zstdCompressSync(plains[0]!, zstdOptions(plains[0]!.length, 1))), 'and identical to zstdCompressSync');
+  // Over 1 MiB (a whole document, not a frame) goes through zstdCompressSync instead.
+  const big = text(2 * 1024 * 1024, 5);
+  const bigCopy = Buffer.from(big);
+  const rb = await compressOwned(big);
+  assert.equal(zstdContentSize(rb.data), bigCopy.length, 'the large frame records its size');
+  assert.ok(zlib.zstdDecompressSync(rb.data).equals(bigCopy), 'and decodes');
   const after = (await compressPool().reusedStreamFrames()).reduce((a, b) => a + b, 0);
-  assert.equal(after - before, inputs.length, 'every frame took the reused-stream path on this Node');
+  assert.equal(after - before, inputs.length, 'every frame took the reused-stream path on this Node, the large one not');
 });
