@@ -8,6 +8,18 @@ import { randomFillSync } from 'node:crypto';
 import { compress, compressOwned, decompress, zstdContentSize, CODEC_NONE, CODEC_ZSTD } from '../../shared/repository/codec.ts';
 import { compressionThreads, compressPool, zstdOptions } from '../../shared/repository/compress-pool.ts';
 
+/** `n` bytes of COPY-like rows in memory the caller owns whole (compressOwned moves it); `seed` varies them. */
+function rows(seed: number, n: number): Buffer {
+  const b = Buffer.allocUnsafeSlow(n);
+  for (let i = 0; i < n; i += 50) b.write(`${seed}\t${(i * 2654435761 % 1e9).toString(36)}\tstatus ${(i * seed) % 7}\tnote\n`.padEnd(50, ' '), i);
+  return b;
+}
+
+/** Frames compressed on reused zstd streams so far, over all threads. */
+async function reusedFrames(): Promise<number> {
+  return (await compressPool().threadStatistics()).reduce((a, t) => a + t.reusedFrames, 0);
+}
+
 test('zstd frames record their content size, for every size class of the header field', async () => {
   for (const n of [100, 255, 256, 300, 65_535, 65_791, 65_792, 131_072, 1_000_000]) {
     const plain = Buffer.from('row\t' + 'x'.repeat(n - 4));
@@ -32,13 +44,8 @@ test('zstd frames record their content size, for every size class of the header 
 
 test('frames compress on a thread: owned memory moves there and back, other buffers are copied', async () => {
   assert.deepEqual([1, 2, 3, 8, 64].map((n) => compressionThreads(n)), [1, 1, 2, 4, 4], 'one thread fewer than the CPUs, 1 to 4');
-  const rowsOf = (seed: number, n: number) => {
-    const b = Buffer.allocUnsafeSlow(n);
-    b.write(Array.from({ length: Math.ceil(n / 40) }, (_, i) => `${seed}\t${i}\tstatus ${(i * seed) % 7}\tnote\n`).join('').slice(0, n));
-    return b;
-  };
   // Owned: the memory is detached while the thread has it, and comes back as `input`, unchanged.
-  const plain = rowsOf(1, 200_000);
+  const plain = rows(1, 200_000);
   const copy = Buffer.from(plain);
   const r = await compressOwned(plain);
   assert.equal(plain.buffer.byteLength, 0, 'the caller\'s view is detached');
@@ -48,7 +55,7 @@ test('frames compress on a thread: owned memory moves there and back, other buff
   assert.ok(r.data.buffer.byteLength <= r.data.length + 4096, 'the output holds no oversized buffer');
 
   // Many at once (more than the threads): every result belongs to its own input.
-  const inputs = Array.from({ length: 40 }, (_, i) => rowsOf(i + 2, 20_000 + i * 1000));
+  const inputs = Array.from({ length: 40 }, (_, i) => rows(i + 2, 20_000 + i * 1000));
   const expected = inputs.map((b) => Buffer.from(b));
   const results = await Promise.all(inputs.map((b) => compressOwned(b)));
   for (let i = 0; i < results.length; i++) {
@@ -66,13 +73,13 @@ test('frames compress on a thread: owned memory moves there and back, other buff
   assert.ok(n.data.equals(noiseCopy));
 
   // Not owned: a view into a larger buffer is copied for the thread; the buffer stays usable.
-  const big = rowsOf(99, 1_000_000);
+  const big = rows(99, 1_000_000);
   const view = big.subarray(1000, 201_000);
   const v = await compress(view);
   assert.equal(big.buffer.byteLength, 1_000_000, 'the caller\'s buffer is not detached');
   assert.ok((await decompress(v.codec, v.data, 1 << 20)).equals(view));
   // Small frames compress inline; compressOwned leaves them attached.
-  const small = rowsOf(5, 4000);
+  const small = rows(5, 4000);
   const s = await compressOwned(small);
   assert.equal(small.length, 4000);
   assert.ok((await decompress(s.codec, s.data, 1 << 20)).equals(small));
@@ -81,12 +88,8 @@ test('frames compress on a thread: owned memory moves there and back, other buff
 test('the compression thread runs in a small, capped heap and keeps up over thousands of frames', async () => {
   // Each frame leaves garbage on the thread. Uncapped, V8 let that heap reach 26 MiB in a 4 GB
   // backup (docs/PERFORMANCE.md, fifth set); capped, the thread must still never run out.
-  const rows = (seed: number) => {
-    const b = Buffer.allocUnsafeSlow(20 * 1024); // above the size that compresses inline
-    for (let i = 0; i < b.length; i += 64) b.write(`row ${((i + seed) * 2654435761 % 1e9).toString(36)}\t${seed}\tx\n`.padEnd(64, ' '), i);
-    return b;
-  };
-  const frames: Buffer[] = Array.from({ length: 8 }, (_, i) => rows(i)); // eight in flight, as a backup has
+  // 20 KiB: above the size that compresses inline; eight in flight, as a backup has.
+  const frames: Buffer[] = Array.from({ length: 8 }, (_, i) => rows(i, 20 * 1024));
   const expected = frames.map((b) => Buffer.from(b));
   for (let round = 0; round < 1250; round++) {
     await Promise.all(frames.map(async (b, j) => {
@@ -95,7 +98,7 @@ test('the compression thread runs in a small, capped heap and keeps up over thou
       if (round % 250 === 0) assert.ok((await decompress(r.codec, r.data, expected[j]!.length)).equals(expected[j]!), `round ${round} frame ${j}`);
     }));
   }
-  const heaps = await compressPool().heapStatistics();
+  const heaps = await compressPool().threadStatistics();
   assert.ok(heaps.length >= 1, 'a thread ran');
   // The heap's total size moves with collection timing; the limit V8 enforces does not (uncapped it is about 4 GiB).
   for (const h of heaps) {
@@ -105,16 +108,11 @@ test('the compression thread runs in a small, capped heap and keeps up over thou
 });
 
 test('a compression thread ends one frame per request on a reused zstd stream: each frame stands alone and records its size', async () => {
-  const before = (await compressPool().reusedStreamFrames()).reduce((a, b) => a + b, 0);
-  const text = (n: number, seed: number) => {
-    const b = Buffer.allocUnsafeSlow(n);
-    for (let i = 0; i < n; i += 50) b.write(`${seed}\t${(i * 2654435761 % 1e9).toString(36)}\tpaid\t{"sku": 1}\n`.padEnd(50, ' '), i);
-    return b;
-  };
+  const before = await reusedFrames();
   const random = (n: number) => randomFillSync(Buffer.allocUnsafeSlow(n));
   // Sizes up and down, incompressible input that zstd must expand a little, and a second level:
   // what one frame leaves in the stream must not leak into the next.
-  const inputs = [text(128 * 1024, 1), random(192 * 1024), text(17 * 1024, 2), text(700 * 1024, 3), random(20 * 1024), text(130 * 1024, 4), text(128 * 1024, 1)];
+  const inputs = [rows(1, 128 * 1024), random(192 * 1024), rows(2, 17 * 1024), rows(3, 700 * 1024), random(20 * 1024), rows(4, 130 * 1024), rows(1, 128 * 1024)];
   const levels = [1, 1, 1, 1, 1, 3, 1];
   const outs: Buffer[] = [];
   const plains = inputs.map((b) => Buffer.from(b));
@@ -137,11 +135,10 @@ test('a compression thread ends one frame per request on a reused zstd stream: e
   assert.ok(outs[0]!.equals(outs.at(-1)!), 'the first and the last frame are identical');
   assert.ok(outs[0]!.equals(zlib.zstdCompressSync(plains[0]!, zstdOptions(plains[0]!.length, 1))), 'and identical to zstdCompressSync');
   // Over 1 MiB (a whole document, not a frame) goes through zstdCompressSync instead.
-  const big = text(2 * 1024 * 1024, 5);
+  const big = rows(5, 2 * 1024 * 1024);
   const bigCopy = Buffer.from(big);
   const rb = await compressOwned(big);
   assert.equal(zstdContentSize(rb.data), bigCopy.length, 'the large frame records its size');
   assert.ok(zlib.zstdDecompressSync(rb.data).equals(bigCopy), 'and decodes');
-  const after = (await compressPool().reusedStreamFrames()).reduce((a, b) => a + b, 0);
-  assert.equal(after - before, inputs.length, 'every frame took the reused-stream path on this Node, the large one not');
+  assert.equal(await reusedFrames() - before, inputs.length, 'every frame took the reused-stream path on this Node, the large one not');
 });
