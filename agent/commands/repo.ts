@@ -53,9 +53,9 @@ export function registerRepoCommands(program: Command): void {
       let packs = 0; let packBytes = 0;
       for await (const p of r.store.list(KEYS.dataPrefix)) { packs++; packBytes += p.size; }
       const rps = (await r.listRestorePointIds()).length;
-      const info = { id: r.id, location: describeLocation(r.location), createdAt: r.config.createdAt, encryption: r.config.encryption, compression: r.config.compression, chunker: { min: r.config.chunker.minSize, avg: r.config.chunker.avgSize, max: r.config.chunker.maxSize }, packSize: r.config.packSize, restorePoints: rps, packs, storedBytes: packBytes };
+      const info = { id: r.id, format: r.config.version, location: describeLocation(r.location), createdAt: r.config.createdAt, encryption: r.config.encryption, compression: r.config.compression, chunker: { min: r.config.chunker.minSize, avg: r.config.chunker.avgSize, max: r.config.chunker.maxSize }, packSize: r.config.packSize, restorePoints: rps, packs, storedBytes: packBytes };
       out(!!o.json, info, [
-        `repository   ${info.id}`, `location     ${info.location}`, `created      ${info.createdAt}`,
+        `repository   ${info.id} (format ${info.format}${info.format < 2 ? ': changed chunks are stored whole, not as deltas' : ''})`, `location     ${info.location}`, `created      ${info.createdAt}`,
         `encryption   ${info.encryption}`, `compression  ${info.compression}`,
         `chunks       ${info.chunker.min}/${info.chunker.avg}/${info.chunker.max} bytes (min/avg/max)`,
         `restore pts  ${rps}`, `stored       ${formatBytes(packBytes)} in ${packs} packs`,

@@ -3,12 +3,15 @@
 // index follows the packs, and the manifest is written last and atomically.
 import { hostname } from 'node:os';
 import { Writable } from 'node:stream';
-import { CosmosBackupError } from '../errors.ts';
+import { CorruptObjectError, CosmosBackupError } from '../errors.ts';
 import { Chunker } from './chunker.ts';
+import { compactBases, diffChunk, MAX_DELTA_BASES } from './delta.ts';
+import { FrameCache } from './frame-cache.ts';
+import { ParentCursor } from './parent-cursor.ts';
 import { IdSet } from './id-set.ts';
 import type { ChunkIndex } from './chunk-index.ts';
 import { compressOwned } from './codec.ts';
-import { BLOB_DATA, BLOB_LIST, encodeIndexPack, endsListBlob, joinIndex, KEYS } from './format.ts';
+import { BLOB_DATA, BLOB_DELTA, BLOB_LIST, encodeIndexPack, endsListBlob, joinIndex, KEYS, type DeltaInfo } from './format.ts';
 import { lockShared, type RepoLock } from './locks.ts';
 import { PackUploader, type PackBuilder } from './packer.ts';
 import type { Repository } from './repository.ts';
@@ -27,17 +30,33 @@ export interface StartBackupOptions extends BackupOptions {
   onProgress?: ProgressFn;
   /** upload slots (each holds up to one pack in memory) */
   maxUploads?: number;
+  /**
+   * The restore point whose objects' chunks changed chunks are stored as deltas against (same
+   * object names). Default: the latest of the same engine, database and source; null: none.
+   */
+  parent?: RestorePoint | null;
 }
+
+/** Delta chunks need a version 2 repository (docs/FORMAT.md); older ones get whole chunks. */
+const DELTA_VERSION = 2;
 
 export async function startBackup(repo: Repository, opts: StartBackupOptions): Promise<BackupWriter> {
   const lock = await lockShared(repo.store, `backup of ${opts.engine} database ${opts.database}`);
   try {
     const index = await repo.loadIndex();
-    return new RepoBackupWriter(repo, index, lock, opts);
+    const parent = repo.config.version < DELTA_VERSION ? null : opts.parent !== undefined ? opts.parent : await latestOf(repo, opts);
+    return new RepoBackupWriter(repo, index, lock, opts, parent);
   } catch (e) {
     await lock.release();
     throw e;
   }
+}
+
+/** The newest restore point of the same engine, database and source, if any. */
+async function latestOf(repo: Repository, opts: BackupOptions): Promise<RestorePoint | null> {
+  const same = (await repo.listRestorePoints()).filter((r) => r.engine === opts.engine && r.database === opts.database && r.source === opts.source);
+  const last = same[same.length - 1];
+  return last ? repo.loadRestorePoint(last.id) : null;
 }
 
 class RepoBackupWriter implements BackupWriter {
@@ -57,15 +76,20 @@ class RepoBackupWriter implements BackupWriter {
   private readonly startedAt = new Date().toISOString();
   private state: 'open' | 'committed' | 'aborted' = 'open';
   private failure: unknown;
-  stats = { bytes: 0, chunks: 0, newChunks: 0, storedBytes: 0 };
+  stats = { bytes: 0, chunks: 0, newChunks: 0, deltaChunks: 0, storedBytes: 0 };
+  /** the parent's objects by name (delta chunks are made against them) */
+  readonly parentObjects = new Map<string, ManifestObject>();
+  readonly bases: FrameCache;
   private lastProgress = 0;
   /** a frame is flushed once it reaches FRAME_TARGET, so it never exceeds this (chunk lists aside) */
   private readonly frameBufferSize: number;
   private readonly framePool: Buffer[] = [];
 
-  constructor(repo: Repository, index: ChunkIndex, lock: RepoLock, opts: StartBackupOptions) {
+  constructor(repo: Repository, index: ChunkIndex, lock: RepoLock, opts: StartBackupOptions, parent: RestorePoint | null) {
     this.repo = repo;
     this.index = index;
+    for (const o of parent?.objects ?? []) this.parentObjects.set(o.name, o);
+    this.bases = new FrameCache(repo, index);
     this.lock = lock;
     this.opts = opts;
     this.frameBufferSize = FRAME_TARGET + repo.chunker.maxSize;
@@ -73,7 +97,7 @@ class RepoBackupWriter implements BackupWriter {
       store: repo.store, sealer: repo.sealer, packSize: repo.config.packSize, maxUploads: opts.maxUploads ?? 3,
       onStored: (pack, bytes) => {
         this.stats.storedBytes += bytes;
-        this.pendingIndex.push(encodeIndexPack(pack));
+        this.pendingIndex.push(encodeIndexPack(pack, repo.config.version));
         this.pendingEntries += pack.entries.length;
         if (this.pendingEntries >= INDEX_FLUSH_ENTRIES) this.flushIndex();
         this.progress();
@@ -87,6 +111,74 @@ class RepoBackupWriter implements BackupWriter {
   }
 
   fail(e: unknown): void { this.failure ??= e; }
+
+  /** Content length of a stored chunk (the parent's chunks are all in the index), or undefined. */
+  sizeOf(id: Buffer): number | undefined { return this.index.describe(id)?.size; }
+
+  /** The whole data chunks a new chunk may be a delta of, from the parent's chunks at its place
+   * (a delta there stands for its own bases: deltas never chain). */
+  basesFor(parentIds: Buffer[]): Buffer[] {
+    const out: Buffer[] = [];
+    const seen = new Set<string>();
+    for (const id of parentIds) {
+      const loc = this.index.get(id);
+      for (const b of loc?.type === BLOB_DATA ? [id] : loc?.type === BLOB_DELTA ? loc.delta?.bases ?? [] : []) {
+        const key = b.toString('latin1');
+        if (out.length < MAX_DELTA_BASES && !seen.has(key)) { seen.add(key); out.push(b); }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Replaces the chunks of a frame that have candidate bases by patches where a patch is worth
+   * it (delta.ts), and returns the frame's new plaintext (or `plain` itself if none was).
+   * `chunks` are updated in place: type, place in the frame, delta record.
+   */
+  async deltaFrame(chunks: FrameChunk[], plain: Buffer): Promise<{ plain: Buffer; tried: number; made: number }> {
+    const tried = chunks.filter((c) => c.bases?.length);
+    let contents: Map<string, Buffer>;
+    try {
+      contents = await this.bases.chunks(tried.flatMap((c) => c.bases!));
+    } catch (e) {
+      // A damaged old chunk must not stop today's backup: store these chunks whole.
+      if (e instanceof CorruptObjectError) return { plain, tried: tried.length, made: 0 };
+      throw e;
+    }
+    const patches = chunks.map((c) => {
+      if (!c.bases?.length) return undefined;
+      const p = diffChunk(plain.subarray(c.rawOffset, c.rawOffset + c.rawLength), c.bases.map((b) => contents.get(b.toString('latin1'))!));
+      if (!p) return undefined;
+      const compact = compactBases(p, c.bases);
+      c.bases = compact.bases;
+      return compact.patch;
+    });
+    const made = patches.filter(Boolean).length;
+    if (made === 0) return { plain, tried: tried.length, made };
+    const total = chunks.reduce((n, c, i) => n + (patches[i]?.length ?? c.rawLength), 0);
+    const out = this.frameBuffer(total);
+    let at = 0;
+    chunks.forEach((c, i) => {
+      const p = patches[i];
+      if (p) {
+        out.set(p, at);
+        c.delta = { size: c.rawLength, bases: c.bases! };
+        c.type = BLOB_DELTA;
+      } else {
+        plain.copy(out, at, c.rawOffset, c.rawOffset + c.rawLength);
+      }
+      c.rawOffset = at;
+      c.rawLength = p?.length ?? c.rawLength;
+      at += c.rawLength;
+    });
+    this.stats.deltaChunks += made;
+    this.releaseFrame(plain);
+    return { plain: out, tried: tried.length, made };
+  }
+
+  private releaseFrame(b: Buffer): void {
+    if (b.buffer.byteLength === this.frameBufferSize && this.framePool.length < FRAME_POOL_MAX) this.framePool.push(Buffer.from(b.buffer, 0, this.frameBufferSize));
+  }
 
   checkOpen(): void {
     if (this.failure !== undefined) throw this.failure;
@@ -105,7 +197,7 @@ class RepoBackupWriter implements BackupWriter {
     const packs = this.pendingIndex;
     this.pendingIndex = [];
     this.pendingEntries = 0;
-    const p = this.repo.putDocument(KEYS.indexPrefix, joinIndex(packs), false);
+    const p = this.repo.putDocument(KEYS.indexPrefix, joinIndex(packs, this.repo.config.version), false);
     p.catch((e: unknown) => this.fail(e));
     this.indexWrites.push(p);
   }
@@ -189,9 +281,7 @@ class RepoBackupWriter implements BackupWriter {
     const c = await compressOwned(plain);
     // Stored uncompressed (and unencrypted), the frame would be a view of the pooled buffer.
     const data = c.data === c.input ? Buffer.from(c.input) : c.data;
-    if (c.input.buffer.byteLength === this.frameBufferSize && this.framePool.length < FRAME_POOL_MAX) {
-      this.framePool.push(Buffer.from(c.input.buffer, 0, this.frameBufferSize));
-    }
+    this.releaseFrame(c.input);
     return { codec: c.codec, sealed: this.repo.sealer.seal(data) };
   }
 
@@ -207,7 +297,17 @@ class RepoBackupWriter implements BackupWriter {
   }
 }
 
-interface FrameChunk { id: Buffer; type: number; rawOffset: number; rawLength: number }
+interface FrameChunk {
+  id: Buffer; type: number; rawOffset: number; rawLength: number;
+  /** candidate bases (a delta may be made) */
+  bases?: Buffer[];
+  /** set when the chunk is stored as a delta */
+  delta?: DeltaInfo;
+}
+
+/** After this many delta attempts in one object, stop trying if fewer than 1 in 8 succeeded
+ * (a table rewritten from scratch would otherwise pay for reading and diffing old chunks). */
+const DELTA_PROBATION = 256;
 
 class RepoObjectWriter extends Writable implements ObjectWriter {
   private readonly bw: RepoBackupWriter;
@@ -230,6 +330,12 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
   private readonly done: Promise<ManifestObject>;
   private resolveDone!: (o: ManifestObject) => void;
   private rejectDone!: (e: unknown) => void;
+  /** the object's previous version, followed for delta candidates (undefined: no deltas) */
+  private cursor: ParentCursor | undefined;
+  private parentIds: AsyncGenerator<Buffer> | undefined;
+  private deltaTries = 0;
+  private deltaHits = 0;
+  private deltasOff = false;
 
   constructor(bw: RepoBackupWriter, name: string, kind: string, meta?: Record<string, unknown>) {
     super({ highWaterMark: 1 << 20 });
@@ -241,6 +347,24 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
     this.done = new Promise((res, rej) => { this.resolveDone = res; this.rejectDone = rej; });
     this.done.catch(() => undefined);
     this.once('error', (e) => this.rejectDone(e));
+    const parent = bw.parentObjects.get(name);
+    if (parent && parent.kind === kind && parent.chunks > 0) {
+      this.cursor = new ParentCursor();
+      this.parentIds = bw.repo.objectChunkIds(parent.list);
+    }
+  }
+
+  /** Reads the parent's chunk list on as far as the cursor wants (a few hundred KiB ahead). */
+  private async loadParent(bytes: number): Promise<void> {
+    const cursor = this.cursor!;
+    let loaded = 0;
+    while (loaded < bytes) {
+      const r = await this.parentIds!.next();
+      const size = r.done ? undefined : this.bw.sizeOf(r.value);
+      if (size === undefined) { cursor.end(); return; }
+      cursor.add(Buffer.from(r.value), size);
+      loaded += size;
+    }
   }
 
   finish(): Promise<ManifestObject> { return this.done; }
@@ -251,15 +375,18 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
     this.bw.stats.chunks++;
     if (this.bw.claim(id)) {
       this.bw.stats.newChunks++;
-      this.addToFrame(id, BLOB_DATA, chunk);
+      const near = this.deltasOff ? undefined : this.cursor?.candidates(chunk.length, MAX_DELTA_BASES);
+      this.addToFrame(id, BLOB_DATA, chunk, near?.length ? this.bw.basesFor(near) : undefined);
+    } else {
+      this.cursor?.known(id, chunk.length);
     }
     this.listIds.push(id);
     if (endsListBlob(id, this.listIds.length)) this.flushList();
   }
 
   /** New chunks gather in a frame until it reaches FRAME_TARGET bytes of plaintext. */
-  private addToFrame(id: Buffer, type: number, chunk: Buffer): void {
-    this.frame.push({ id, type, rawOffset: this.frameBytes, rawLength: chunk.length });
+  private addToFrame(id: Buffer, type: number, chunk: Buffer, bases?: Buffer[]): void {
+    this.frame.push({ id, type, rawOffset: this.frameBytes, rawLength: chunk.length, ...(bases?.length ? { bases } : {}) });
     this.frameParts.push(chunk);
     this.frameBytes += chunk.length;
     if (this.frameBytes >= FRAME_TARGET) this.flushFrame();
@@ -292,7 +419,7 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
     // Compression runs in parallel, but frames enter the pack in order so that a restore reads
     // long contiguous ranges (one request for many frames).
     this.inFlight++;
-    const sealed = this.bw.sealFrame(plain);
+    const sealed = chunks.some((c) => c.bases) ? this.deltaThenSeal(chunks, plain) : this.bw.sealFrame(plain);
     sealed.catch(() => undefined);
     this.tail = this.tail.then(async () => {
       if (this.error !== undefined) return;
@@ -303,12 +430,29 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
     });
   }
 
+  private async deltaThenSeal(chunks: FrameChunk[], plain: Buffer): Promise<{ codec: number; sealed: Buffer }> {
+    const d = await this.bw.deltaFrame(chunks, plain);
+    this.deltaTries += d.tried;
+    this.deltaHits += d.made;
+    if (this.deltaTries >= DELTA_PROBATION && this.deltaHits * 8 < this.deltaTries) this.deltasOff = true;
+    return this.bw.sealFrame(d.plain);
+  }
+
   private async room(limit: number): Promise<void> {
     while (this.inFlight > limit) await new Promise<void>((r) => this.waiters.push(r));
     if (this.error !== undefined) throw this.error;
   }
 
   override _write(data: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    const want = this.deltasOff ? 0 : this.cursor?.wants(data.length) ?? 0;
+    if (want > 0) {
+      this.loadParent(want).then(() => this.chunkData(data, cb), (e: unknown) => cb(e as Error));
+      return;
+    }
+    this.chunkData(data, cb);
+  }
+
+  private chunkData(data: Buffer, cb: (e?: Error | null) => void): void {
     try {
       this.bw.checkOpen();
       this.size += data.length;

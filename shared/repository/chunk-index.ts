@@ -2,7 +2,7 @@
 // Flat typed arrays beside an IdSet (the ids and an open-addressing table over them): about 60 bytes per
 // chunk, where a Map keyed by id strings cost twice that. The index grows with the repository
 // (every restore and backup loads it), so this is what keeps their memory flat as data grows.
-import { ENTRY_AT, forEachIndexEntry, type BlobEntry } from './format.ts';
+import { BLOB_DELTA, ENTRY_AT, forEachIndexEntry, type BlobEntry, type DeltaInfo } from './format.ts';
 import { IdSet } from './id-set.ts';
 
 export interface Located extends BlobEntry { packId: string }
@@ -18,6 +18,10 @@ export class ChunkIndex {
   private rawOffset = new Uint32Array(1024);
   private rawLength = new Uint32Array(1024);
   private meta = new Uint8Array(1024); // type << 4 | codec
+  /** for delta entries, 1 + where their record is in `deltas` (u32 size, u8 k, k ids); 0 otherwise */
+  private deltaAt: Uint32Array | undefined;
+  private deltas = Buffer.alloc(0);
+  private deltaBytes = 0;
 
   get size(): number { return this.ids.size; }
 
@@ -29,9 +33,13 @@ export class ChunkIndex {
    * thousands of entries leaves nothing per entry on the heap (only views that die young). The
    * first location of a chunk wins; a damaged index throws CorruptObjectError naming `name`. */
   addIndexObject(name: string, plain: Buffer): void {
-    forEachIndexEntry(name, plain, (packId, e) => {
+    const inPack: number[] = []; // entry number of each entry of the current pack, -1 if a duplicate
+    forEachIndexEntry(name, plain, (packId, e, n) => {
       const i = this.ids.size; // the id's entry number, if it is new
+      if (n === 0) inPack.length = 0;
+      inPack.push(-1);
       if (!this.ids.add(e.subarray(0, 32))) return;
+      inPack[n] = i;
       let ps = this.packSlot.get(packId);
       if (ps === undefined) {
         ps = this.packIds.length;
@@ -45,14 +53,57 @@ export class ChunkIndex {
       this.rawOffset[i] = e.readUInt32LE(ENTRY_AT.rawOffset);
       this.rawLength[i] = e.readUInt32LE(ENTRY_AT.rawLength);
       this.meta[i] = (e[ENTRY_AT.type]! << 4) | e[ENTRY_AT.codec]!;
+    }, undefined, (_packId, n, info) => {
+      const i = inPack[n]!;
+      if (i >= 0) this.addDelta(i, info);
     });
   }
 
+  private addDelta(i: number, info: DeltaInfo): void {
+    const need = 5 + 32 * info.bases.length;
+    if (this.deltaBytes + need > this.deltas.length) {
+      const b = Buffer.alloc(Math.max(64 * 1024, 2 * (this.deltaBytes + need)));
+      this.deltas.copy(b, 0, 0, this.deltaBytes);
+      this.deltas = b;
+    }
+    if (!this.deltaAt || this.deltaAt.length < this.pack.length) {
+      const d = new Uint32Array(this.pack.length);
+      if (this.deltaAt) d.set(this.deltaAt);
+      this.deltaAt = d;
+    }
+    const o = this.deltaBytes;
+    this.deltas.writeUInt32LE(info.size, o);
+    this.deltas.writeUInt8(info.bases.length, o + 4);
+    info.bases.forEach((b, k) => b.copy(this.deltas, o + 5 + 32 * k));
+    this.deltaBytes += need;
+    this.deltaAt[i] = o + 1;
+  }
+
+  private deltaOf(i: number): DeltaInfo | undefined {
+    const at = this.deltaAt?.[i];
+    if (!at) return undefined;
+    const o = at - 1;
+    const k = this.deltas[o + 4]!;
+    // Copies: the store is replaced as it grows, and callers keep these.
+    return { size: this.deltas.readUInt32LE(o), bases: Array.from({ length: k }, (_, j) => Buffer.from(this.deltas.subarray(o + 5 + 32 * j, o + 37 + 32 * j))) };
+  }
+
   private located(i: number, id: Buffer): Located {
+    const type = this.meta[i]! >> 4;
+    const delta = type === BLOB_DELTA ? this.deltaOf(i) : undefined;
     return {
       id, packId: this.packIds[this.pack[i]!]!, offset: this.offset[i]!, length: this.length[i]!,
-      rawOffset: this.rawOffset[i]!, rawLength: this.rawLength[i]!, type: this.meta[i]! >> 4, codec: this.meta[i]! & 15,
+      rawOffset: this.rawOffset[i]!, rawLength: this.rawLength[i]!, type, codec: this.meta[i]! & 15, ...(delta ? { delta } : {}),
     };
+  }
+
+  /** The chunk's content length and type without building a location (backup's hot path), or undefined. */
+  describe(id: Buffer): { type: number; size: number } | undefined {
+    const i = this.ids.indexOf(id);
+    if (i < 0) return undefined;
+    const type = this.meta[i]! >> 4;
+    const at = type === BLOB_DELTA ? this.deltaAt?.[i] : 0;
+    return { type, size: at ? this.deltas.readUInt32LE(at - 1) : this.rawLength[i]! };
   }
 
   get(id: Buffer): Located | undefined {

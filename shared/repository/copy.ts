@@ -39,6 +39,9 @@ export async function copyRestorePoint(src: Repository, dst: Repository, id: str
     // Where the copy came from, for people reading the archive; never secrets (ids and times).
     labels: { ...rp.labels, 'copy.of': rp.id, 'copy.finishedAt': rp.finishedAt },
     server: rp.server, onProgress: opts.onProgress,
+    // Whole chunks: archive repositories keep their packs in the Archive tier, where the old
+    // chunks a delta is made against cannot be read while the copy runs.
+    parent: null,
   });
   try {
     for (const obj of rp.objects) {

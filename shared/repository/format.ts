@@ -3,8 +3,12 @@ import { CorruptObjectError, CosmosBackupError } from '../errors.ts';
 import type { ChunkerParams } from './chunker.ts';
 import type { ScryptParams } from './crypto.ts';
 import { sha256 } from './crypto.ts';
+import { MAX_DELTA_BASES } from './delta.ts';
 
-export const FORMAT_VERSION = 1;
+/** Written by `repo init`. Version 2 adds delta chunks (§4, §5, §6); version 1 repositories are
+ * read and written as before (no deltas), so agents that read only version 1 keep working on them. */
+export const FORMAT_VERSION = 2;
+export const READABLE_VERSIONS = [1, 2];
 
 export const KEYS = {
   config: 'config',
@@ -49,7 +53,7 @@ export function decodeConfig(data: Uint8Array): RepoConfigBody {
   }
   const body = JSON.parse(outer.body) as RepoConfigBody;
   if (body.format !== 'cosmos-backup-repository') throw new CosmosBackupError('UNSUPPORTED_FORMAT', 'this location holds something that is not a cosmos-backup repository');
-  if (body.version !== FORMAT_VERSION) throw new CosmosBackupError('UNSUPPORTED_FORMAT', `repository format version ${body.version} is not supported by this agent (it reads version ${FORMAT_VERSION}); upgrade the agent`);
+  if (!READABLE_VERSIONS.includes(body.version)) throw new CosmosBackupError('UNSUPPORTED_FORMAT', `repository format version ${body.version} is not supported by this agent (it reads version ${FORMAT_VERSION}); upgrade the agent`);
   return body;
 }
 
@@ -69,6 +73,14 @@ export interface KeyFile {
 
 export const BLOB_DATA = 0;
 export const BLOB_LIST = 1;
+/** A data chunk stored as a patch against 1-4 data chunks (its bases); see delta.ts. */
+export const BLOB_DELTA = 2;
+
+/** What a delta entry adds to its index entry: the rebuilt content's length, and the bases. */
+export interface DeltaInfo {
+  size: number;
+  bases: Buffer[]; // 32-byte ids of BLOB_DATA chunks, 1 to MAX_DELTA_BASES
+}
 
 /**
  * Where one chunk lives. Chunks are stored in frames: several consecutive new chunks of one
@@ -82,7 +94,8 @@ export interface BlobEntry {
   offset: number; // frame offset in the pack
   length: number; // frame stored length (sealed, compressed)
   rawOffset: number; // chunk offset in the frame plaintext
-  rawLength: number; // chunk plaintext length
+  rawLength: number; // chunk plaintext length (a delta's: the patch's)
+  delta?: DeltaInfo; // type BLOB_DELTA only
 }
 
 export const ENTRY_BYTES = 32 + 1 + 1 + 4 + 4 + 4 + 4;
@@ -91,25 +104,83 @@ export const ENTRY_AT = { type: 32, codec: 33, offset: 34, length: 38, rawOffset
 /** Frames never expand beyond this (readers cap decompression with it). */
 export const MAX_FRAME_RAW = 16 * 1024 * 1024;
 export const PACK_TRAILER_MAGIC = Buffer.from('CBPK');
+/** A trailer with a delta section (only packs holding delta chunks have one). */
+export const PACK_TRAILER_MAGIC_2 = Buffer.from('CBP2');
 
-/** Pack trailer plaintext: magic, u32 count, entries. Sealed when encrypted; followed by u32le sealed length. */
+/** Pack trailer plaintext: magic, u32 count, entries (then the delta section, §5). Sealed when
+ * encrypted; followed by u32le sealed length. */
 export function encodePackTrailer(entries: BlobEntry[]): Buffer {
+  const deltas = encodeDeltaSection(entries);
   const buf = Buffer.alloc(8 + entries.length * ENTRY_BYTES);
-  PACK_TRAILER_MAGIC.copy(buf, 0);
+  (deltas ? PACK_TRAILER_MAGIC_2 : PACK_TRAILER_MAGIC).copy(buf, 0);
   buf.writeUInt32LE(entries.length, 4);
   let o = 8;
   for (const e of entries) o = writeEntry(buf, o, e);
-  return buf;
+  return deltas ? Buffer.concat([buf, deltas]) : buf;
 }
 
 export function decodePackTrailer(name: string, plain: Buffer): BlobEntry[] {
-  if (plain.length < 8 || !plain.subarray(0, 4).equals(PACK_TRAILER_MAGIC)) throw new CorruptObjectError(name, 'bad pack trailer');
+  const magic = plain.subarray(0, 4);
+  const v2 = magic.equals(PACK_TRAILER_MAGIC_2);
+  if (plain.length < 8 || (!v2 && !magic.equals(PACK_TRAILER_MAGIC))) throw new CorruptObjectError(name, 'bad pack trailer');
   const n = plain.readUInt32LE(4);
-  if (plain.length !== 8 + n * ENTRY_BYTES) throw new CorruptObjectError(name, 'pack trailer length mismatch');
+  const end = 8 + n * ENTRY_BYTES;
+  if (v2 ? plain.length < end + 4 : plain.length !== end) throw new CorruptObjectError(name, 'pack trailer length mismatch');
   const out: BlobEntry[] = [];
   let o = 8;
   for (let i = 0; i < n; i++, o += ENTRY_BYTES) out.push(readEntry(plain, o));
+  if (v2 && readDeltaSection(name, plain, end, out) !== plain.length) throw new CorruptObjectError(name, 'pack trailer length mismatch');
   return out;
+}
+
+/**
+ * The delta section after a pack's entries (in trailers and index objects of version 2):
+ * u32 m, then m records `u32 entry number in the pack, u32 content length, u8 k, k base ids`.
+ * Undefined when no entry is a delta (trailers then keep the version 1 layout).
+ */
+function encodeDeltaSection(entries: BlobEntry[]): Buffer | undefined {
+  let m = 0;
+  let bytes = 4;
+  for (const e of entries) if (e.delta) { m++; bytes += 9 + 32 * e.delta.bases.length; }
+  if (m === 0) return undefined;
+  const buf = Buffer.allocUnsafe(bytes);
+  buf.writeUInt32LE(m, 0);
+  let o = 4;
+  entries.forEach((e, i) => {
+    if (!e.delta) return;
+    buf.writeUInt32LE(i, o);
+    buf.writeUInt32LE(e.delta.size, o + 4);
+    buf.writeUInt8(e.delta.bases.length, o + 8);
+    o += 9;
+    for (const b of e.delta.bases) { b.copy(buf, o); o += 32; }
+  });
+  return buf;
+}
+
+/** Reads a delta section at `o` into fn(entry number, info); returns the offset after it. */
+function forEachDeltaRecord(name: string, buf: Buffer, o: number, count: number, fn: (entry: number, info: DeltaInfo) => void): number {
+  if (o + 4 > buf.length) throw new CorruptObjectError(name, 'delta section truncated');
+  const m = buf.readUInt32LE(o);
+  o += 4;
+  for (let j = 0; j < m; j++) {
+    if (o + 9 > buf.length) throw new CorruptObjectError(name, 'delta section truncated');
+    const entry = buf.readUInt32LE(o);
+    const size = buf.readUInt32LE(o + 4);
+    const k = buf.readUInt8(o + 8);
+    o += 9;
+    if (entry >= count || k < 1 || k > MAX_DELTA_BASES || o + 32 * k > buf.length) throw new CorruptObjectError(name, 'bad delta record');
+    const bases: Buffer[] = [];
+    for (let b = 0; b < k; b++, o += 32) bases.push(Buffer.from(buf.subarray(o, o + 32)));
+    fn(entry, { size, bases });
+  }
+  return o;
+}
+
+function readDeltaSection(name: string, buf: Buffer, o: number, entries: BlobEntry[]): number {
+  return forEachDeltaRecord(name, buf, o, entries.length, (i, info) => {
+    if (entries[i]!.type !== BLOB_DELTA) throw new CorruptObjectError(name, 'delta record for a chunk that is not a delta');
+    entries[i]!.delta = info;
+  });
 }
 
 function writeEntry(buf: Buffer, o: number, e: BlobEntry): number {
@@ -138,37 +209,46 @@ function readEntry(buf: Buffer, o: number): BlobEntry {
 export interface IndexPack { packId: string; entries: BlobEntry[] }
 export const INDEX_MAGIC = Buffer.from('CBIX');
 
-/** Index plaintext: magic, u8 version, u32 packs, then per pack: id(32) u32 count entries. */
-export function encodeIndex(packs: IndexPack[]): Buffer {
-  return joinIndex(packs.map(encodeIndexPack));
+/** Index plaintext: magic, u8 version, u32 packs, then per pack: id(32) u32 count entries, and in
+ * version 2 the pack's delta section (§6). Version 2 is written in version 2 repositories only. */
+export function encodeIndex(packs: IndexPack[], version: number): Buffer {
+  return joinIndex(packs.map((p) => encodeIndexPack(p, version)), version);
 }
 
 /** One pack's part of an index object: writers encode a pack as soon as it is stored, so its
  * entries (thousands of small objects) need not stay on the heap until the index is written. */
-export function encodeIndexPack(p: IndexPack): Buffer {
+export function encodeIndexPack(p: IndexPack, version: number): Buffer {
   const buf = Buffer.allocUnsafe(36 + p.entries.length * ENTRY_BYTES);
   Buffer.from(p.packId, 'hex').copy(buf, 0);
   buf.writeUInt32LE(p.entries.length, 32);
   let o = 36;
   for (const e of p.entries) o = writeEntry(buf, o, e);
-  return buf;
+  if (version < 2) {
+    if (p.entries.some((e) => e.delta)) throw new CosmosBackupError('INTERNAL', 'delta chunks in a version 1 index');
+    return buf;
+  }
+  return Buffer.concat([buf, encodeDeltaSection(p.entries) ?? Buffer.alloc(4)]);
 }
 
-/** An index object from parts made by encodeIndexPack. */
-export function joinIndex(parts: Buffer[]): Buffer {
+/** An index object from parts made by encodeIndexPack with the same version. */
+export function joinIndex(parts: Buffer[], version: number): Buffer {
   const head = Buffer.alloc(9);
   INDEX_MAGIC.copy(head, 0);
-  head.writeUInt8(1, 4);
+  head.writeUInt8(version < 2 ? 1 : 2, 4);
   head.writeUInt32LE(parts.length, 5);
   return Buffer.concat([head, ...parts]);
 }
 
 /** The entries of an index object, in order: entry is a view of its ENTRY_BYTES (the id, then the
- * fields at ENTRY_AT; copy what you keep). Nothing is decoded into an object per entry, so a
- * large index leaves no long-lived garbage. onPack sees each pack's header first, even a pack
- * listed with no entries. */
-export function forEachIndexEntry(name: string, plain: Buffer, fn: (packId: string, entry: Buffer) => void, onPack?: (packId: string) => void): void {
-  if (plain.length < 9 || !plain.subarray(0, 4).equals(INDEX_MAGIC) || plain.readUInt8(4) !== 1) throw new CorruptObjectError(name, 'bad index header');
+ * fields at ENTRY_AT; copy what you keep), n its number in its pack. Nothing is decoded into an
+ * object per entry, so a large index leaves no long-lived garbage. onPack sees each pack's header
+ * first, even a pack listed with no entries; onDelta sees a pack's delta records after its entries. */
+export function forEachIndexEntry(
+  name: string, plain: Buffer, fn: (packId: string, entry: Buffer, n: number) => void,
+  onPack?: (packId: string) => void, onDelta?: (packId: string, n: number, info: DeltaInfo) => void,
+): void {
+  const version = plain.length >= 9 && plain.subarray(0, 4).equals(INDEX_MAGIC) ? plain.readUInt8(4) : 0;
+  if (version !== 1 && version !== 2) throw new CorruptObjectError(name, 'bad index header');
   const n = plain.readUInt32LE(5);
   let o = 9;
   for (let i = 0; i < n; i++) {
@@ -178,14 +258,22 @@ export function forEachIndexEntry(name: string, plain: Buffer, fn: (packId: stri
     o += 36;
     if (o + count * ENTRY_BYTES > plain.length) throw new CorruptObjectError(name, 'index truncated');
     onPack?.(packId);
-    for (let j = 0; j < count; j++, o += ENTRY_BYTES) fn(packId, plain.subarray(o, o + ENTRY_BYTES));
+    const first = o;
+    for (let j = 0; j < count; j++, o += ENTRY_BYTES) fn(packId, plain.subarray(o, o + ENTRY_BYTES), j);
+    if (version === 2) {
+      o = forEachDeltaRecord(name, plain, o, count, (j, info) => {
+        if (plain[first + j * ENTRY_BYTES + ENTRY_AT.type] !== BLOB_DELTA) throw new CorruptObjectError(name, 'delta record for a chunk that is not a delta');
+        onDelta?.(packId, j, info);
+      });
+    }
   }
   if (o !== plain.length) throw new CorruptObjectError(name, 'index has trailing bytes');
 }
 
 export function decodeIndex(name: string, plain: Buffer): IndexPack[] {
   const out: IndexPack[] = [];
-  forEachIndexEntry(name, plain, (_packId, entry) => out[out.length - 1]!.entries.push(readEntry(entry, 0)), (packId) => out.push({ packId, entries: [] }));
+  forEachIndexEntry(name, plain, (_packId, entry) => out[out.length - 1]!.entries.push(readEntry(entry, 0)),
+    (packId) => out.push({ packId, entries: [] }), (_packId, j, info) => { out[out.length - 1]!.entries[j]!.delta = info; });
   return out;
 }
 

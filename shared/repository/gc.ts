@@ -62,6 +62,7 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
 
     const oldIndex: string[] = [];
     const youngPacks = new Set<string>();
+    const youngDeltas: Buffer[][] = [];
     const entriesByPack = new Map<string, BlobEntry[]>();
     for await (const o of repo.store.list(KEYS.indexPrefix)) {
       const plain = await repo.decodeDocument(o.key, await repo.store.get(o.key));
@@ -70,32 +71,27 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
         oldIndex.push(o.key);
         for (const p of packs) if (!entriesByPack.has(p.packId)) entriesByPack.set(p.packId, p.entries);
       } else {
-        for (const p of packs) youngPacks.add(p.packId);
+        for (const p of packs) {
+          youngPacks.add(p.packId);
+          youngDeltas.push(p.entries.flatMap((e) => e.delta?.bases ?? []));
+        }
       }
     }
 
-    const res: GcResult = { liveChunks: live.size, packsDeleted: 0, packsRepacked: 0, orphanPacksDeleted: 0, bytesFreed: 0, indexObjectsRewritten: oldIndex.length, keptForGrace: 0 };
-    const keep: IndexPack[] = [];
-    const remove: string[] = [];
-    const repack: { packId: string; entries: BlobEntry[] }[] = [];
-    const placed = new Set<string>(); // live chunks already kept somewhere (drop duplicates)
-    for (const [packId, entries] of entriesByPack) {
-      const info = packInfo.get(packId);
-      if (!info) continue; // index pointed at a missing pack: verify reports it; nothing to keep
-      if (youngPacks.has(packId) || !info.old) { keep.push({ packId, entries }); res.keptForGrace++; for (const e of entries) placed.add(e.id.toString('latin1')); continue; }
-      // Frames are the unit of storage: a frame with any live chunk is live as a whole.
-      const liveFrames = new Set(entries.filter((e) => live.has(e.id.toString('latin1')) && !placed.has(e.id.toString('latin1'))).map((e) => e.offset));
-      const liveEntries = entries.filter((e) => liveFrames.has(e.offset));
-      const liveBytes = [...liveFrames].reduce((s, off) => s + entries.find((e) => e.offset === off)!.length, 0);
-      if (liveEntries.length === 0) { remove.push(packId); res.packsDeleted++; res.bytesFreed += info.size; continue; }
-      if (liveBytes < info.size * (opts.repackBelow ?? 0.5)) {
-        repack.push({ packId, entries: liveEntries });
-        for (const e of liveEntries) placed.add(e.id.toString('latin1'));
-        continue;
-      }
-      keep.push({ packId, entries });
-      for (const e of entries) placed.add(e.id.toString('latin1'));
+    // A delta chunk needs its bases. Bases of every delta that stays indexed stay too: live ones,
+    // dead ones in a live frame, and young ones (a backup may still come to use them). Bases are
+    // whole data chunks, but keeping one can keep its frame and so more deltas: repeat until stable.
+    const basesOf = (e: BlobEntry) => e.delta?.bases ?? [];
+    for (const packs of youngDeltas) for (const b of packs) live.add(b.toString('latin1'));
+    let p = planSweep(entriesByPack, packInfo, youngPacks, live, opts.repackBelow ?? 0.5);
+    for (;;) {
+      let added = 0;
+      for (const e of p.keptEntries()) for (const b of basesOf(e)) if (!live.has(b.toString('latin1'))) { live.add(b.toString('latin1')); added++; }
+      if (added === 0) break;
+      p = planSweep(entriesByPack, packInfo, youngPacks, live, opts.repackBelow ?? 0.5);
     }
+    const { keep, remove, repack } = p;
+    const res: GcResult = { ...p.res, liveChunks: live.size, indexObjectsRewritten: oldIndex.length };
     for (const [packId, info] of packInfo) {
       if (!entriesByPack.has(packId) && !youngPacks.has(packId) && info.old) { remove.push(packId); res.orphanPacksDeleted++; res.bytesFreed += info.size; }
     }
@@ -120,8 +116,8 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
           const stored = bytes.subarray(offset, offset + c0.length);
           // never carry damaged data forward
           const frame = await repo.openFrame(packId, offset, c0.codec, stored);
-          for (const c of chunks) repo.chunkFromFrame({ ...c, packId }, frame);
-          b.addFrame(chunks.map((c) => ({ id: c.id, type: c.type, rawOffset: c.rawOffset, rawLength: c.rawLength })), c0.codec, Buffer.from(stored));
+          for (const c of chunks) await repo.chunkContent({ ...c, packId }, frame);
+          b.addFrame(chunks, c0.codec, Buffer.from(stored));
           if (b.size >= up.packSize) { await up.upload(b); b = up.acquire(); }
         }
         const info = packInfo.get(packId)!;
@@ -136,13 +132,58 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
     lock.check();
     const all = [...keep, ...newPacks];
     const written = new Set<string>();
-    for (let i = 0; i < all.length; i += 2000) written.add(KEYS.index(await repo.putDocument(KEYS.indexPrefix, encodeIndex(all.slice(i, i + 2000)), false)));
+    for (let i = 0; i < all.length; i += 2000) written.add(KEYS.index(await repo.putDocument(KEYS.indexPrefix, encodeIndex(all.slice(i, i + 2000), repo.config.version), false)));
     // A rewritten plain index can be byte-identical to an old one (same name): keep that one.
     for (const k of oldIndex) if (!written.has(k)) await repo.store.delete(k);
-    await mapLimit(remove, 8, (p) => repo.store.delete(KEYS.pack(p)));
+    // Likewise a repacked pack whose frames were all live comes out byte-identical to the old
+    // one (same name): it must not be deleted as the old one.
+    const rewritten = new Set(newPacks.map((n) => n.packId));
+    await mapLimit(remove.filter((r) => !rewritten.has(r)), 8, (r) => repo.store.delete(KEYS.pack(r)));
     repo.invalidateIndex();
     return res;
   } finally {
     await lock.release();
   }
+}
+
+interface SweepPlan {
+  keep: IndexPack[];
+  remove: string[];
+  repack: { packId: string; entries: BlobEntry[] }[];
+  res: Pick<GcResult, 'packsDeleted' | 'packsRepacked' | 'orphanPacksDeleted' | 'bytesFreed' | 'keptForGrace'>;
+  /** every entry that stays indexed (kept or repacked) */
+  keptEntries(): Generator<BlobEntry>;
+}
+
+/** Which old packs go, are repacked or stay, given the live chunk ids (latin1). */
+function planSweep(entriesByPack: Map<string, BlobEntry[]>, packInfo: Map<string, { size: number; old: boolean }>, youngPacks: Set<string>, live: Set<string>, repackBelow: number): SweepPlan {
+  const res = { packsDeleted: 0, packsRepacked: 0, orphanPacksDeleted: 0, bytesFreed: 0, keptForGrace: 0 };
+  const keep: IndexPack[] = [];
+  const remove: string[] = [];
+  const repack: { packId: string; entries: BlobEntry[] }[] = [];
+  const placed = new Set<string>(); // live chunks already kept somewhere (drop duplicates)
+  for (const [packId, entries] of entriesByPack) {
+    const info = packInfo.get(packId);
+    if (!info) continue; // index pointed at a missing pack: verify reports it; nothing to keep
+    if (youngPacks.has(packId) || !info.old) { keep.push({ packId, entries }); res.keptForGrace++; for (const e of entries) placed.add(e.id.toString('latin1')); continue; }
+    // Frames are the unit of storage: a frame with any live chunk is live as a whole.
+    const liveFrames = new Set(entries.filter((e) => live.has(e.id.toString('latin1')) && !placed.has(e.id.toString('latin1'))).map((e) => e.offset));
+    const liveEntries = entries.filter((e) => liveFrames.has(e.offset));
+    const liveBytes = [...liveFrames].reduce((s, off) => s + entries.find((e) => e.offset === off)!.length, 0);
+    if (liveEntries.length === 0) { remove.push(packId); res.packsDeleted++; res.bytesFreed += info.size; continue; }
+    if (liveBytes < info.size * repackBelow) {
+      repack.push({ packId, entries: liveEntries });
+      for (const e of liveEntries) placed.add(e.id.toString('latin1'));
+      continue;
+    }
+    keep.push({ packId, entries });
+    for (const e of entries) placed.add(e.id.toString('latin1'));
+  }
+  return {
+    keep, remove, repack, res,
+    *keptEntries() {
+      for (const p of keep) yield* p.entries;
+      for (const p of repack) yield* p.entries;
+    },
+  };
 }

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { ObjectStore } from '../storage/types.ts';
 import type { Sealer } from './crypto.ts';
-import { encodePackTrailer, KEYS, type BlobEntry, type IndexPack } from './format.ts';
+import { encodePackTrailer, KEYS, type BlobEntry, type DeltaInfo, type IndexPack } from './format.ts';
 
 export class PackBuilder {
   readonly parts: Buffer[] = [];
@@ -12,8 +12,10 @@ export class PackBuilder {
   size = 0;
 
   /** Appends one sealed frame holding the given chunks (ids with their place in the frame plaintext). */
-  addFrame(chunks: { id: Buffer; type: number; rawOffset: number; rawLength: number }[], codec: number, sealed: Buffer): void {
-    for (const c of chunks) this.entries.push({ id: c.id, type: c.type, codec, offset: this.size, length: sealed.length, rawOffset: c.rawOffset, rawLength: c.rawLength });
+  addFrame(chunks: { id: Buffer; type: number; rawOffset: number; rawLength: number; delta?: DeltaInfo }[], codec: number, sealed: Buffer): void {
+    for (const c of chunks) {
+      this.entries.push({ id: c.id, type: c.type, codec, offset: this.size, length: sealed.length, rawOffset: c.rawOffset, rawLength: c.rawLength, ...(c.delta ? { delta: c.delta } : {}) });
+    }
     this.parts.push(sealed);
     this.size += sealed.length;
   }

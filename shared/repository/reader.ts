@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { CorruptObjectError } from '../errors.ts';
 import type { Located } from './chunk-index.ts';
-import { KEYS } from './format.ts';
+import { BLOB_DELTA, KEYS } from './format.ts';
 import type { Repository } from './repository.ts';
 import type { ManifestObject, RestorePoint, RestorePointReader } from './types.ts';
 
@@ -65,9 +65,9 @@ function coalesce(fs: Frame[]): Range[] {
   return out;
 }
 
-async function fetchBatch(repo: Repository, locs: Located[]): Promise<Buffer[]> {
-  const ranges = coalesce(frames(locs));
-  const results: Buffer[][] = new Array(ranges.length);
+/** Reads the ranges (RANGES_IN_FLIGHT at once) and opens their frames: per range, per frame. */
+async function openRanges(repo: Repository, ranges: Range[]): Promise<Buffer[][]> {
+  const opened: Buffer[][] = new Array(ranges.length);
   let next = 0;
   const worker = async () => {
     while (next < ranges.length) {
@@ -76,33 +76,67 @@ async function fetchBatch(repo: Repository, locs: Located[]): Promise<Buffer[]> 
       const raw = await repo.store.getRange(KEYS.pack(r.packId), r.offset, r.length);
       const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength); // a view, not a copy
       if (bytes.length !== r.length) throw new CorruptObjectError(KEYS.pack(r.packId), `short read at ${r.offset}: ${bytes.length} of ${r.length} bytes`);
-      const opened = await Promise.all(r.frames.map((f) => repo.openFrame(f.packId, f.offset, f.codec, bytes.subarray(f.offset - r.offset, f.offset - r.offset + f.length))));
-      results[i] = r.frames.flatMap((f, j) => {
-        for (const c of f.chunks) repo.chunkFromFrame(c, opened[j]!); // verifies each chunk's hash
-        return joinAdjacent(f.chunks, opened[j]!);
-      });
+      opened[i] = await Promise.all(r.frames.map((f) => repo.openFrame(f.packId, f.offset, f.codec, bytes.subarray(f.offset - r.offset, f.offset - r.offset + f.length))));
     }
   };
   await Promise.all(Array.from({ length: Math.min(RANGES_IN_FLIGHT, ranges.length) }, worker));
-  return results.flat();
+  return opened;
 }
 
 /**
- * Chunks that follow each other in their frame's plaintext (the usual case: a backup stores new
- * chunks in order) become one view, so consumers get about one buffer per frame instead of one
- * per 8 KiB chunk (each a socket write when restoring). Every chunk has been verified already.
+ * The bases of a batch's delta chunks, read together (they are mostly neighbours in an older
+ * backup's frames, so few ranged reads), each verified: id (latin1) -> content.
  */
-function joinAdjacent(locs: Located[], frame: Buffer): Buffer[] {
+async function fetchBases(repo: Repository, deltas: Located[]): Promise<Map<string, Buffer>> {
+  const locs = new Map<string, Located>();
+  for (const d of deltas) {
+    for (const b of d.delta?.bases ?? []) {
+      const key = b.toString('latin1');
+      if (!locs.has(key)) locs.set(key, await repo.baseLocation(b, d.id));
+    }
+  }
+  const sorted = [...locs.values()].sort((a, b) => (a.packId < b.packId ? -1 : a.packId > b.packId ? 1 : a.offset - b.offset || a.rawOffset - b.rawOffset));
+  const ranges = coalesce(frames(sorted));
+  const opened = await openRanges(repo, ranges);
+  const out = new Map<string, Buffer>();
+  ranges.forEach((r, i) => r.frames.forEach((f, j) => {
+    for (const c of f.chunks) out.set(c.id.toString('latin1'), repo.chunkFromFrame(c, opened[i]![j]!));
+  }));
+  return out;
+}
+
+async function fetchBatch(repo: Repository, locs: Located[]): Promise<Buffer[]> {
+  const ranges = coalesce(frames(locs));
+  const opened = await openRanges(repo, ranges);
+  const deltas = locs.filter((l) => l.type === BLOB_DELTA);
+  const bases = deltas.length ? await fetchBases(repo, deltas) : undefined;
+  return ranges.flatMap((r, i) => r.frames.flatMap((f, j) => contents(repo, f.chunks, opened[i]![j]!, bases)));
+}
+
+/**
+ * The verified contents of a frame's chunks, in order. Data chunks that follow each other in the
+ * frame's plaintext (the usual case: a backup stores new chunks in order) become one view, so
+ * consumers get about one buffer per frame instead of one per 8 KiB chunk (each a socket write
+ * when restoring); a delta chunk is rebuilt from its bases into a buffer of its own.
+ */
+function contents(repo: Repository, locs: Located[], frame: Buffer, bases: Map<string, Buffer> | undefined): Buffer[] {
   const out: Buffer[] = [];
   let start = -1;
   let end = -1;
+  const cut = () => { if (start >= 0) out.push(frame.subarray(start, end)); start = -1; end = -1; };
   for (const l of locs) {
+    if (l.type === BLOB_DELTA) {
+      cut();
+      out.push(repo.deltaFromFrame(l, frame, (l.delta?.bases ?? []).map((b) => bases!.get(b.toString('latin1'))!)));
+      continue;
+    }
+    repo.chunkFromFrame(l, frame); // verifies the chunk's hash
     if (l.rawOffset === end) { end += l.rawLength; continue; }
-    if (start >= 0) out.push(frame.subarray(start, end));
+    cut();
     start = l.rawOffset;
     end = l.rawOffset + l.rawLength;
   }
-  if (start >= 0) out.push(frame.subarray(start, end));
+  cut();
   return out;
 }
 
@@ -126,7 +160,7 @@ export async function* readObjectChunks(repo: Repository, obj: ManifestObject): 
     const loc = index.get(Buffer.from(id));
     if (!loc) throw new CorruptObjectError(name, `chunk ${id.toString('hex')} is not in the index (missing data)`);
     batch.push(loc);
-    batchBytes += loc.rawLength;
+    batchBytes += loc.delta?.size ?? loc.rawLength;
     if (batchBytes >= BATCH_BYTES) {
       const started = fetchBatch(repo, batch);
       started.catch(() => undefined);

@@ -6,8 +6,9 @@ import type { ObjectStore } from '../storage/types.ts';
 import { DEFAULT_CHUNKER, gearTable, type ChunkerParams } from './chunker.ts';
 import { CODEC_NONE, compress, decompress, hasZstd } from './codec.ts';
 import { keySealer, newMasterKey, type MasterKey, plainSealer, requirePassword, sha256, type ScryptParams, type Sealer } from './crypto.ts';
-import { ChunkIndex } from './chunk-index.ts';
-import { decodeConfig, decodePackTrailer, encodeConfig, FORMAT_VERSION, KEYS, MAX_FRAME_RAW, type BlobEntry, type RepoConfigBody } from './format.ts';
+import { ChunkIndex, type Located } from './chunk-index.ts';
+import { applyDelta } from './delta.ts';
+import { BLOB_DATA, BLOB_DELTA, decodeConfig, decodePackTrailer, encodeConfig, FORMAT_VERSION, KEYS, MAX_FRAME_RAW, type BlobEntry, type RepoConfigBody } from './format.ts';
 import { addKey, unlockMasterKey } from './keys.ts';
 import type { RestorePoint, RestorePointInfo } from './types.ts';
 
@@ -165,21 +166,57 @@ export class Repository {
     }
   }
 
-  /** The chunk's plaintext from its opened frame, re-hashed against its id. */
+  /** The chunk's plaintext from its opened frame, re-hashed against its id (not for deltas: see chunkContent). */
   chunkFromFrame(loc: BlobEntry & { packId: string }, frame: Buffer): Buffer {
     const plain = frame.subarray(loc.rawOffset, loc.rawOffset + loc.rawLength);
-    if (plain.length !== loc.rawLength || !this.sealer.chunkId(plain).equals(loc.id)) {
+    if (loc.type === BLOB_DELTA || plain.length !== loc.rawLength || !this.sealer.chunkId(plain).equals(loc.id)) {
       throw new CorruptObjectError(KEYS.pack(loc.packId), `chunk ${loc.id.toString('hex')} in the frame at offset ${loc.offset} does not match its hash`);
     }
     return plain;
+  }
+
+  /** A delta chunk's content: its patch (in its opened frame) applied to its bases' contents, re-hashed against its id. */
+  deltaFromFrame(loc: BlobEntry & { packId: string }, frame: Buffer, bases: readonly Buffer[]): Buffer {
+    const name = KEYS.pack(loc.packId);
+    const what = `delta chunk ${loc.id.toString('hex')} in the frame at offset ${loc.offset}`;
+    if (!loc.delta) throw new CorruptObjectError(name, `${what} has no record of its bases`);
+    const patch = frame.subarray(loc.rawOffset, loc.rawOffset + loc.rawLength);
+    if (patch.length !== loc.rawLength) throw new CorruptObjectError(name, `${what} lies outside its frame`);
+    const content = applyDelta(patch, bases, name);
+    if (content.length !== loc.delta.size || !this.sealer.chunkId(content).equals(loc.id)) throw new CorruptObjectError(name, `${what} does not match its hash`);
+    return content;
+  }
+
+  /** Any chunk's content from its opened frame; a delta's bases are read here. */
+  async chunkContent(loc: Located, frame: Buffer): Promise<Buffer> {
+    if (loc.type !== BLOB_DELTA) return this.chunkFromFrame(loc, frame);
+    const bases = await Promise.all((loc.delta?.bases ?? []).map((b) => this.readBase(b, loc.id)));
+    return this.deltaFromFrame(loc, frame, bases);
+  }
+
+  /** The location of a delta's base: indexed, and a whole data chunk (deltas never chain). */
+  async baseLocation(base: Buffer, of: Buffer): Promise<Located> {
+    const loc = (await this.loadIndex()).get(base);
+    const name = `chunk ${of.toString('hex')}`;
+    if (!loc) throw new CorruptObjectError(name, `its delta base ${base.toString('hex')} is not in the index (missing data)`);
+    if (loc.type !== BLOB_DATA) throw new CorruptObjectError(name, `its delta base ${base.toString('hex')} is not a whole data chunk`);
+    return loc;
+  }
+
+  private async readBase(base: Buffer, of: Buffer): Promise<Buffer> {
+    const loc = await this.baseLocation(base, of);
+    return this.chunkFromFrame(loc, await this.readFrame(loc));
+  }
+
+  private async readFrame(loc: Located): Promise<Buffer> {
+    return this.openFrame(loc.packId, loc.offset, loc.codec, await this.store.getRange(KEYS.pack(loc.packId), loc.offset, loc.length));
   }
 
   async readBlob(id: Buffer): Promise<Buffer> {
     const idx = await this.loadIndex();
     const loc = idx.get(id);
     if (!loc) throw new CorruptObjectError(`chunk ${id.toString('hex')}`, 'referenced but not in the index');
-    const frame = await this.openFrame(loc.packId, loc.offset, loc.codec, await this.store.getRange(KEYS.pack(loc.packId), loc.offset, loc.length));
-    return this.chunkFromFrame(loc, frame);
+    return this.chunkContent(loc, await this.readFrame(loc));
   }
 
   /** Opens and decodes the trailer of a whole pack's bytes (callers check the pack's hash). */

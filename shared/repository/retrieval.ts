@@ -40,7 +40,7 @@ export function packTierRule(tier: AccessTier | undefined): ((key: string) => Ac
   return tier && tier !== 'Hot' ? (key) => (key.startsWith(KEYS.dataPrefix) ? tier : undefined) : undefined;
 }
 
-/** The pack ids holding the given chunk ids (hex). */
+/** The pack ids holding the given chunks (and the bases of those stored as deltas). */
 async function packsOf(repo: Repository, chunkIds: Iterable<Buffer>): Promise<Set<string>> {
   const index = await repo.loadIndex();
   const out = new Set<string>();
@@ -48,6 +48,12 @@ async function packsOf(repo: Repository, chunkIds: Iterable<Buffer>): Promise<Se
     const loc = index.get(id);
     if (!loc) throw new CosmosBackupError('CORRUPT_OBJECT', `chunk ${id.toString('hex')} is not in the index of ${repo.location} (missing data)`);
     out.add(loc.packId);
+    // A delta chunk is rebuilt from its bases: their packs are needed as well.
+    for (const b of loc.delta?.bases ?? []) {
+      const base = index.get(b);
+      if (!base) throw new CosmosBackupError('CORRUPT_OBJECT', `chunk ${b.toString('hex')} (a delta's base) is not in the index of ${repo.location} (missing data)`);
+      out.add(base.packId);
+    }
   }
   return out;
 }

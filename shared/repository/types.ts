@@ -37,7 +37,7 @@ export interface RestorePointInfo {
   labels: Record<string, string>;
   /** engine facts: server version, encoding, collation, extensions, … */
   server: Record<string, unknown>;
-  stats: { objects: number; bytes: number; chunks: number; newChunks: number; storedBytes: number };
+  stats: { objects: number; bytes: number; chunks: number; newChunks: number; storedBytes: number; /** new chunks stored as deltas (version 2 repositories) */ deltaChunks?: number };
 }
 
 export interface RestorePoint extends RestorePointInfo {

@@ -3,7 +3,7 @@
 // re-hashed). Problems are collected, each naming the object, rather than stopping at the first.
 import { CorruptObjectError, humanMessage } from '../errors.ts';
 import { sha256 } from './crypto.ts';
-import { BLOB_DATA, BLOB_LIST, decodeIndex, KEYS, type BlobEntry } from './format.ts';
+import { BLOB_DATA, BLOB_DELTA, BLOB_LIST, decodeIndex, KEYS, type BlobEntry } from './format.ts';
 import { mapLimit, type Repository } from './repository.ts';
 
 export interface VerifyProblem { object: string; message: string }
@@ -45,7 +45,20 @@ export async function verifyRepository(repo: Repository, opts: { readData?: bool
       }
     } catch (e) { problem(name, e); }
   });
-  const has = (id: Buffer) => { for (const m of indexed.values()) if (m.has(id.toString('latin1'))) return true; return false; };
+  const find = (id: Buffer) => { for (const m of indexed.values()) { const e = m.get(id.toString('latin1')); if (e) return e; } return undefined; };
+  const has = (id: Buffer) => find(id) !== undefined;
+  // Every delta's bases must be indexed whole data chunks (deltas never chain).
+  for (const [packId, m] of indexed) {
+    for (const e of m.values()) {
+      if (e.type !== BLOB_DELTA) continue;
+      if (!e.delta) { problem(KEYS.pack(packId), new Error(`delta chunk ${e.id.toString('hex')} has no record of its bases`)); continue; }
+      for (const b of e.delta.bases) {
+        const be = find(b);
+        if (!be) problem(KEYS.pack(packId), new Error(`delta chunk ${e.id.toString('hex')}: its base ${b.toString('hex')} is not indexed`));
+        else if (be.type !== BLOB_DATA) problem(KEYS.pack(packId), new Error(`delta chunk ${e.id.toString('hex')}: its base ${b.toString('hex')} is not a whole data chunk`));
+      }
+    }
+  }
 
   // Restore points: every list blob and every data chunk they reference must be indexed.
   const ids = await repo.listRestorePointIds();
@@ -86,9 +99,10 @@ export async function verifyRepository(repo: Repository, opts: { readData?: bool
         const idx = indexed.get(packId);
         const byFrame = new Map<number, BlobEntry[]>();
         for (const e of entries) {
-          if (e.type !== BLOB_LIST && e.type !== BLOB_DATA) throw new CorruptObjectError(name, `chunk ${e.id.toString('hex')} has unknown type ${e.type}`);
+          if (e.type !== BLOB_LIST && e.type !== BLOB_DATA && e.type !== BLOB_DELTA) throw new CorruptObjectError(name, `chunk ${e.id.toString('hex')} has unknown type ${e.type}`);
           const ie = idx?.get(e.id.toString('latin1'));
-          if (ie && (ie.offset !== e.offset || ie.length !== e.length || ie.codec !== e.codec || ie.rawOffset !== e.rawOffset || ie.rawLength !== e.rawLength)) {
+          if (ie && (ie.offset !== e.offset || ie.length !== e.length || ie.codec !== e.codec || ie.rawOffset !== e.rawOffset || ie.rawLength !== e.rawLength
+            || ie.delta?.size !== e.delta?.size || ie.delta?.bases.map((b) => b.toString('hex')).join() !== e.delta?.bases.map((b) => b.toString('hex')).join())) {
             throw new CorruptObjectError(name, `index entry for chunk ${e.id.toString('hex')} disagrees with the pack trailer`);
           }
           let f = byFrame.get(e.offset);
@@ -98,7 +112,8 @@ export async function verifyRepository(repo: Repository, opts: { readData?: bool
         for (const [offset, chunks] of byFrame) {
           const c0 = chunks[0]!;
           const frame = await repo.openFrame(packId, offset, c0.codec, bytes.subarray(offset, offset + c0.length));
-          for (const c of chunks) { repo.chunkFromFrame({ ...c, packId }, frame); res.blobsChecked++; }
+          // A delta is rebuilt from its bases (read from their packs) and re-hashed too.
+          for (const c of chunks) { await repo.chunkContent({ ...c, packId }, frame); res.blobsChecked++; }
         }
       } catch (e) { problem(name, e); }
       opts.onProgress?.(++done, packs.length);
