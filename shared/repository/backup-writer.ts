@@ -332,7 +332,7 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
   private rejectDone!: (e: unknown) => void;
   /** the object's previous version, followed for delta candidates (undefined: no deltas) */
   private cursor: ParentCursor | undefined;
-  private parentIds: AsyncGenerator<Buffer> | undefined;
+  private parentLists: string[] | undefined;
   private deltaTries = 0;
   private deltaHits = 0;
   private deltasOff = false;
@@ -350,20 +350,26 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
     const parent = bw.parentObjects.get(name);
     if (parent && parent.kind === kind && parent.chunks > 0) {
       this.cursor = new ParentCursor();
-      this.parentIds = bw.repo.objectChunkIds(parent.list);
+      this.parentLists = [...parent.list];
     }
   }
 
-  /** Reads the parent's chunk list on as far as the cursor wants (a few hundred KiB ahead). */
+  /** Reads the parent's chunk lists on as far as the cursor wants (a few hundred KiB ahead), a
+   * whole list blob (up to 4096 ids) at a time. */
   private async loadParent(bytes: number): Promise<void> {
     const cursor = this.cursor!;
     let loaded = 0;
     while (loaded < bytes) {
-      const r = await this.parentIds!.next();
-      const size = r.done ? undefined : this.bw.sizeOf(r.value);
-      if (size === undefined) { cursor.end(); return; }
-      cursor.add(Buffer.from(r.value), size);
-      loaded += size;
+      const hex = this.parentLists!.shift();
+      if (hex === undefined) { cursor.end(); return; }
+      const blob = await this.bw.repo.readBlob(Buffer.from(hex, 'hex'));
+      for (let o = 0; o + 32 <= blob.length; o += 32) {
+        const id = blob.subarray(o, o + 32);
+        const size = this.bw.sizeOf(id);
+        if (size === undefined) { cursor.end(); this.parentLists!.length = 0; return; }
+        cursor.add(id, size);
+        loaded += size;
+      }
     }
   }
 
@@ -446,7 +452,12 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
   override _write(data: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     const want = this.deltasOff ? 0 : this.cursor?.wants(data.length) ?? 0;
     if (want > 0) {
-      this.loadParent(want).then(() => this.chunkData(data, cb), (e: unknown) => cb(e as Error));
+      this.loadParent(want).then(() => this.chunkData(data, cb), (e: unknown) => {
+        // A damaged chunk list of the previous backup must not stop this one: no deltas then.
+        if (!(e instanceof CorruptObjectError)) { cb(e as Error); return; }
+        this.deltasOff = true;
+        this.chunkData(data, cb);
+      });
       return;
     }
     this.chunkData(data, cb);

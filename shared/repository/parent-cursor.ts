@@ -8,8 +8,12 @@
 // after a new one, the old position is the new position plus the shift seen at the last match,
 // give or take the few rows cut since: enough slack covers them.
 
-/** Old bytes on either side of the expected range that still give candidates. */
+/** Old bytes before the expected range that still give candidates, when the position is not
+ * exact (rows cut since the last match put the new stream behind the old one). */
 const SLACK = 1024;
+/** Old bytes after it: a changed row is rarely much longer than it was (every extra candidate
+ * is read and hashed). */
+const SLACK_AFTER = 256;
 /** Old chunks kept behind the current position (re-anchoring on a chunk seen a little earlier). */
 const KEEP_BEHIND = 64 * 1024;
 /** Old bytes loaded ahead of the current position. */
@@ -17,10 +21,15 @@ export const LOOKAHEAD = 512 * 1024;
 
 interface OldChunk { id: Buffer; start: number; end: number }
 
+/** A map key for an id: its first 48 bits. Ids are hashes, so a collision is as rare as it is
+ * harmless here (a re-anchoring at a wrong place costs a worse delta, never wrong data: patches
+ * are made from the bases' real contents). A number key spares a string per chunk. */
+const keyOf = (id: Buffer) => id.readUIntLE(0, 6);
+
 export class ParentCursor {
   private readonly chunks: OldChunk[] = [];
   private first = 0; // index in `chunks` of the first one kept
-  private readonly where = new Map<string, number>(); // id (latin1) -> absolute number of its last loaded occurrence
+  private readonly where = new Map<number, number>(); // keyOf(id) -> absolute number of its last loaded occurrence
   private dropped = 0; // chunks dropped from the front (absolute number of chunks[0])
   private loadedEnd = 0; // old bytes loaded
   private done = false;
@@ -28,11 +37,11 @@ export class ParentCursor {
   private shift = 0; // old offset - new offset, at the last match
   private anchored = true; // the last chunk matched the parent (or this is the start): the position is exact
 
-  /** The next old chunk, in order (its id is kept: pass a copy). */
+  /** The next old chunk, in order (its id is kept: pass a view of something that stays). */
   add(id: Buffer, size: number): void {
     const n = this.dropped + this.chunks.length;
     this.chunks.push({ id, start: this.loadedEnd, end: this.loadedEnd + size });
-    this.where.set(id.toString('latin1'), n);
+    this.where.set(keyOf(id), n);
     this.loadedEnd += size;
   }
 
@@ -46,7 +55,7 @@ export class ParentCursor {
 
   /** A chunk already stored: if the parent has it near here, the old and new streams line up again. */
   known(id: Buffer, size: number): void {
-    const n = this.where.get(id.toString('latin1'));
+    const n = this.where.get(keyOf(id));
     this.anchored = n !== undefined && n >= this.dropped + this.first;
     if (this.anchored) this.shift = this.chunks[n! - this.dropped]!.end - (this.newPos + size);
     this.advance(size);
@@ -59,7 +68,7 @@ export class ParentCursor {
   candidates(size: number, max: number): Buffer[] {
     // Right after a match the chunk starts exactly where the parent's next one does.
     const from = this.newPos + this.shift - (this.anchored ? 0 : SLACK);
-    const to = this.newPos + this.shift + size + SLACK;
+    const to = this.newPos + this.shift + size + SLACK_AFTER;
     const out: Buffer[] = [];
     for (let i = this.first; i < this.chunks.length && out.length < max; i++) {
       const c = this.chunks[i]!;
@@ -77,7 +86,7 @@ export class ParentCursor {
     const behind = this.newPos + this.shift - KEEP_BEHIND;
     while (this.first < this.chunks.length && this.chunks[this.first]!.end < behind) {
       const c = this.chunks[this.first]!;
-      const key = c.id.toString('latin1');
+      const key = keyOf(c.id);
       if (this.where.get(key) === this.dropped + this.first) this.where.delete(key);
       this.first++;
     }

@@ -35,59 +35,55 @@ class Reader implements RestorePointReader {
   }
 }
 
-/** Consecutive chunks of one frame share one read and one decompression. */
-interface Frame { packId: string; offset: number; length: number; codec: number; chunks: Located[] }
+/** A frame to read: where it is, and how its plaintext is stored. */
+interface Frame { packId: string; offset: number; length: number; codec: number }
 interface Range { packId: string; offset: number; length: number; frames: Frame[] }
+const frameKey = (l: { packId: string; offset: number }) => `${l.packId}:${l.offset}`;
 
-function frames(locs: Located[]): Frame[] {
-  const out: Frame[] = [];
+/**
+ * Opens every distinct frame holding one of the chunks, once: a batch of a later backup
+ * alternates between old frames (unchanged chunks) and new ones (changed chunks and deltas), and
+ * each frame is read and expanded only once however often the object comes back to it. Frames
+ * next to each other in a pack share one ranged read (up to MAX_RANGE).
+ */
+async function openFrames(repo: Repository, locs: Iterable<Located>, into = new Map<string, Buffer>()): Promise<Map<string, Buffer>> {
+  const distinct = new Map<string, Frame>();
   for (const l of locs) {
-    const last = out[out.length - 1];
-    if (last && last.packId === l.packId && last.offset === l.offset) last.chunks.push(l);
-    else out.push({ packId: l.packId, offset: l.offset, length: l.length, codec: l.codec, chunks: [l] });
+    const key = frameKey(l);
+    if (!into.has(key) && !distinct.has(key)) distinct.set(key, { packId: l.packId, offset: l.offset, length: l.length, codec: l.codec });
   }
-  return out;
-}
-
-function coalesce(fs: Frame[]): Range[] {
-  const out: Range[] = [];
-  for (const f of fs) {
-    const last = out[out.length - 1];
+  const sorted = [...distinct.values()].sort((a, b) => (a.packId < b.packId ? -1 : a.packId > b.packId ? 1 : a.offset - b.offset));
+  const ranges: Range[] = [];
+  for (const f of sorted) {
+    const last = ranges[ranges.length - 1];
     if (last && last.packId === f.packId && last.offset + last.length === f.offset && last.length + f.length <= MAX_RANGE) {
       last.length += f.length;
       last.frames.push(f);
-    } else if (last && last.packId === f.packId && last.frames[last.frames.length - 1]!.offset === f.offset) {
-      last.frames.push(f); // the same frame again (a chunk repeated within an object)
     } else {
-      out.push({ packId: f.packId, offset: f.offset, length: f.length, frames: [f] });
+      ranges.push({ packId: f.packId, offset: f.offset, length: f.length, frames: [f] });
     }
   }
-  return out;
-}
-
-/** Reads the ranges (RANGES_IN_FLIGHT at once) and opens their frames: per range, per frame. */
-async function openRanges(repo: Repository, ranges: Range[]): Promise<Buffer[][]> {
-  const opened: Buffer[][] = new Array(ranges.length);
   let next = 0;
   const worker = async () => {
     while (next < ranges.length) {
-      const i = next++;
-      const r = ranges[i]!;
+      const r = ranges[next++]!;
       const raw = await repo.store.getRange(KEYS.pack(r.packId), r.offset, r.length);
       const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength); // a view, not a copy
       if (bytes.length !== r.length) throw new CorruptObjectError(KEYS.pack(r.packId), `short read at ${r.offset}: ${bytes.length} of ${r.length} bytes`);
-      opened[i] = await Promise.all(r.frames.map((f) => repo.openFrame(f.packId, f.offset, f.codec, bytes.subarray(f.offset - r.offset, f.offset - r.offset + f.length))));
+      const opened = await Promise.all(r.frames.map((f) => repo.openFrame(f.packId, f.offset, f.codec, bytes.subarray(f.offset - r.offset, f.offset - r.offset + f.length))));
+      r.frames.forEach((f, j) => into.set(frameKey(f), opened[j]!));
     }
   };
   await Promise.all(Array.from({ length: Math.min(RANGES_IN_FLIGHT, ranges.length) }, worker));
-  return opened;
+  return into;
 }
 
 /**
- * The bases of a batch's delta chunks, read together (they are mostly neighbours in an older
- * backup's frames, so few ranged reads), each verified: id (latin1) -> content.
+ * The bases of a batch's delta chunks, each verified: id (latin1) -> content. A base usually sits
+ * in a frame the batch has opened already (beside the unchanged chunks around the changed one);
+ * the others are read together (mostly neighbours in an older backup's frames).
  */
-async function fetchBases(repo: Repository, deltas: Located[]): Promise<Map<string, Buffer>> {
+async function fetchBases(repo: Repository, deltas: Located[], opened: Map<string, Buffer>): Promise<Map<string, Buffer>> {
   const locs = new Map<string, Located>();
   for (const d of deltas) {
     for (const b of d.delta?.bases ?? []) {
@@ -95,22 +91,25 @@ async function fetchBases(repo: Repository, deltas: Located[]): Promise<Map<stri
       if (!locs.has(key)) locs.set(key, await repo.baseLocation(b, d.id));
     }
   }
-  const sorted = [...locs.values()].sort((a, b) => (a.packId < b.packId ? -1 : a.packId > b.packId ? 1 : a.offset - b.offset || a.rawOffset - b.rawOffset));
-  const ranges = coalesce(frames(sorted));
-  const opened = await openRanges(repo, ranges);
+  await openFrames(repo, locs.values(), opened);
   const out = new Map<string, Buffer>();
-  ranges.forEach((r, i) => r.frames.forEach((f, j) => {
-    for (const c of f.chunks) out.set(c.id.toString('latin1'), repo.chunkFromFrame(c, opened[i]![j]!));
-  }));
+  for (const [key, l] of locs) out.set(key, repo.chunkFromFrame(l, opened.get(frameKey(l))!));
   return out;
 }
 
 async function fetchBatch(repo: Repository, locs: Located[]): Promise<Buffer[]> {
-  const ranges = coalesce(frames(locs));
-  const opened = await openRanges(repo, ranges);
+  const opened = await openFrames(repo, locs);
   const deltas = locs.filter((l) => l.type === BLOB_DELTA);
-  const bases = deltas.length ? await fetchBases(repo, deltas) : undefined;
-  return ranges.flatMap((r, i) => r.frames.flatMap((f, j) => contents(repo, f.chunks, opened[i]![j]!, bases)));
+  const bases = deltas.length ? await fetchBases(repo, deltas, opened) : undefined;
+  // In object order: each run of chunks from one frame at a time.
+  const out: Buffer[] = [];
+  for (let i = 0; i < locs.length;) {
+    let j = i + 1;
+    while (j < locs.length && locs[j]!.packId === locs[i]!.packId && locs[j]!.offset === locs[i]!.offset) j++;
+    out.push(...contents(repo, locs.slice(i, j), opened.get(frameKey(locs[i]!))!, bases));
+    i = j;
+  }
+  return out;
 }
 
 /**
