@@ -31,32 +31,46 @@ export class ChunkIndex {
 
   /** Adds every entry of an index object's plaintext, read in place: loading hundreds of
    * thousands of entries leaves nothing per entry on the heap (only views that die young). The
-   * first location of a chunk wins; a damaged index throws CorruptObjectError naming `name`. */
+   * first location of a chunk wins (a whole copy over a delta copy); a damaged index throws
+   * CorruptObjectError naming `name`. */
   addIndexObject(name: string, plain: Buffer): void {
     const inPack: number[] = []; // entry number of each entry of the current pack, -1 if a duplicate
     forEachIndexEntry(name, plain, (packId, e, n) => {
       const i = this.ids.size; // the id's entry number, if it is new
       if (n === 0) inPack.length = 0;
       inPack.push(-1);
-      if (!this.ids.add(e.subarray(0, 32))) return;
-      inPack[n] = i;
-      let ps = this.packSlot.get(packId);
-      if (ps === undefined) {
-        ps = this.packIds.length;
-        this.packIds.push(packId);
-        this.packSlot.set(packId, ps);
+      if (!this.ids.add(e.subarray(0, 32))) {
+        // The first location wins, except that a whole copy replaces a delta copy (one made by
+        // a concurrent backup): a chunk may be some delta's base, and bases must be whole.
+        const was = this.ids.indexOf(e.subarray(0, 32));
+        if (this.meta[was]! >> 4 !== BLOB_DELTA || e[ENTRY_AT.type] === BLOB_DELTA) return;
+        if (this.deltaAt) this.deltaAt[was] = 0;
+        this.place(was, packId, e);
+        return;
       }
+      inPack[n] = i;
       if (i === this.pack.length) this.grow();
-      this.pack[i] = ps;
-      this.offset[i] = e.readUInt32LE(ENTRY_AT.offset);
-      this.length[i] = e.readUInt32LE(ENTRY_AT.length);
-      this.rawOffset[i] = e.readUInt32LE(ENTRY_AT.rawOffset);
-      this.rawLength[i] = e.readUInt32LE(ENTRY_AT.rawLength);
-      this.meta[i] = (e[ENTRY_AT.type]! << 4) | e[ENTRY_AT.codec]!;
+      this.place(i, packId, e);
     }, undefined, (_packId, n, info) => {
       const i = inPack[n]!;
       if (i >= 0) this.addDelta(i, info);
     });
+  }
+
+  /** Entry i's location from an index entry (a view of its ENTRY_BYTES). */
+  private place(i: number, packId: string, e: Buffer): void {
+    let ps = this.packSlot.get(packId);
+    if (ps === undefined) {
+      ps = this.packIds.length;
+      this.packIds.push(packId);
+      this.packSlot.set(packId, ps);
+    }
+    this.pack[i] = ps;
+    this.offset[i] = e.readUInt32LE(ENTRY_AT.offset);
+    this.length[i] = e.readUInt32LE(ENTRY_AT.length);
+    this.rawOffset[i] = e.readUInt32LE(ENTRY_AT.rawOffset);
+    this.rawLength[i] = e.readUInt32LE(ENTRY_AT.rawLength);
+    this.meta[i] = (e[ENTRY_AT.type]! << 4) | e[ENTRY_AT.codec]!;
   }
 
   private addDelta(i: number, info: DeltaInfo): void {

@@ -3,7 +3,7 @@
 // touched (a crashed or concurrent writer's data may still become referenced); packs that are
 // mostly garbage are repacked. Order of writes keeps every state readable: new index first,
 // then old index objects removed, then packs removed.
-import { decodeIndex, KEYS, type BlobEntry, type IndexPack, encodeIndex } from './format.ts';
+import { BLOB_DELTA, decodeIndex, KEYS, type BlobEntry, type IndexPack, encodeIndex } from './format.ts';
 import { lockExclusive } from './locks.ts';
 import { PackUploader } from './packer.ts';
 import { mapLimit, type Repository } from './repository.ts';
@@ -161,11 +161,14 @@ function planSweep(entriesByPack: Map<string, BlobEntry[]>, packInfo: Map<string
   const keep: IndexPack[] = [];
   const remove: string[] = [];
   const repack: { packId: string; entries: BlobEntry[] }[] = [];
-  const placed = new Set<string>(); // live chunks already kept somewhere (drop duplicates)
+  // Live chunks already kept somewhere (duplicates elsewhere are dropped). A copy stored as a
+  // delta does not count: a whole copy of the same chunk may be some delta's base.
+  const placed = new Set<string>();
+  const place = (es: BlobEntry[]) => { for (const e of es) if (e.type !== BLOB_DELTA) placed.add(e.id.toString('latin1')); };
   for (const [packId, entries] of entriesByPack) {
     const info = packInfo.get(packId);
     if (!info) continue; // index pointed at a missing pack: verify reports it; nothing to keep
-    if (youngPacks.has(packId) || !info.old) { keep.push({ packId, entries }); res.keptForGrace++; for (const e of entries) placed.add(e.id.toString('latin1')); continue; }
+    if (youngPacks.has(packId) || !info.old) { keep.push({ packId, entries }); res.keptForGrace++; place(entries); continue; }
     // Frames are the unit of storage: a frame with any live chunk is live as a whole.
     const liveFrames = new Set(entries.filter((e) => live.has(e.id.toString('latin1')) && !placed.has(e.id.toString('latin1'))).map((e) => e.offset));
     const liveEntries = entries.filter((e) => liveFrames.has(e.offset));
@@ -173,11 +176,11 @@ function planSweep(entriesByPack: Map<string, BlobEntry[]>, packInfo: Map<string
     if (liveEntries.length === 0) { remove.push(packId); res.packsDeleted++; res.bytesFreed += info.size; continue; }
     if (liveBytes < info.size * repackBelow) {
       repack.push({ packId, entries: liveEntries });
-      for (const e of liveEntries) placed.add(e.id.toString('latin1'));
+      place(liveEntries);
       continue;
     }
     keep.push({ packId, entries });
-    for (const e of entries) placed.add(e.id.toString('latin1'));
+    place(entries);
   }
   return {
     keep, remove, repack, res,

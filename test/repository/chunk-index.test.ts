@@ -85,4 +85,13 @@ test('delta records: version 2 index objects and trailers carry each delta\'s co
   wrong.writeUInt32LE(0, 9 + 36 + 6 * 50 + 4); // the first record now names entry 0, a data chunk
   assert.throws(() => decodeIndex('index/w', wrong), (e: unknown) => e instanceof CorruptObjectError && /not a delta/.test(e.message));
   assert.throws(() => encodeIndex([{ packId: pack, entries: withDeltas }], 1), /version 1/);
+  // A whole copy of a chunk (a concurrent backup's) wins over a delta copy: bases must be whole.
+  const whole = { ...withDeltas[1]!, type: 0, offset: 7, rawLength: 8001 };
+  delete whole.delta;
+  idx.addIndexObject('index/w', encodeIndex([{ packId: 'cd'.repeat(32), entries: [whole] }], 2));
+  assert.deepEqual(idx.describe(id(50_001)), { type: 0, size: 8001 });
+  assert.equal(idx.get(id(50_001))!.delta, undefined);
+  assert.equal(idx.get(id(50_001))!.packId, 'cd'.repeat(32));
+  idx.addIndexObject('index/d2', plain);
+  assert.equal(idx.get(id(50_001))!.type, 0, 'and a delta copy read later does not replace it');
 });

@@ -48,11 +48,15 @@ export function planParts(tables: (TableInfo & { blocks?: number })[], splitByte
   for (const t of tables) {
     if (!t.hasData) continue;
     const blocks = t.blocks ?? 0;
-    const n = canSplit && blocks > 0 ? Math.max(1, Math.ceil(t.estimatedBytes / splitBytes)) : 1;
+    // Ranges of a fixed number of blocks, a power of two near splitBytes' worth: when the table
+    // grows or shrinks a little, every part keeps its range (only the last one grows), so each
+    // part lines up with its previous version, which delta chunks follow by object name. Equal
+    // shares of the current size moved every boundary at every backup.
+    const step = blocks > 0 ? 2 ** Math.round(Math.log2(Math.max(1, (splitBytes * blocks) / Math.max(1, t.estimatedBytes)))) : 0;
+    const n = canSplit && blocks > 0 && t.estimatedBytes > splitBytes ? Math.ceil(blocks / step) : 1;
     if (n === 1) { parts.push({ table: t, object: tableObjectName(t, 0), weight: t.estimatedBytes }); continue; }
-    const step = Math.ceil(blocks / n);
     for (let i = 0; i < n; i++) {
-      parts.push({ table: t, object: tableObjectName(t, i), from: i * step, to: i === n - 1 ? undefined : (i + 1) * step, weight: t.estimatedBytes / n });
+      parts.push({ table: t, object: tableObjectName(t, i), from: i * step, to: i === n - 1 ? undefined : (i + 1) * step, weight: (t.estimatedBytes * Math.min(step, blocks - i * step)) / blocks });
     }
   }
   return parts.sort((a, b) => b.weight - a.weight).map(({ weight: _w, ...p }) => p);
