@@ -26,7 +26,9 @@ export async function verifyRepository(repo: Repository, opts: { readData?: bool
   res.packs = packSizes.size;
 
   // Index objects, checked one by one so one bad object does not hide the others.
-  const indexed = new Map<string, Map<string, BlobEntry>>(); // pack -> id(latin1) -> entry
+  // pack -> id (latin1) -> entries (one chunk can be in a pack twice: gc may repack a whole copy and
+  // a delta copy, made by concurrent backups, side by side)
+  const indexed = new Map<string, Map<string, BlobEntry[]>>();
   const indexNames: string[] = [];
   for await (const o of repo.store.list(KEYS.indexPrefix)) indexNames.push(o.key);
   res.indexObjects = indexNames.length;
@@ -40,16 +42,25 @@ export async function verifyRepository(repo: Repository, opts: { readData?: bool
         if (!m) indexed.set(p.packId, (m = new Map()));
         for (const e of p.entries) {
           if (e.offset + e.length > size) problem(KEYS.pack(p.packId), new Error(`index ${name} points past its end`));
-          m.set(e.id.toString('latin1'), e);
+          const key = e.id.toString('latin1');
+          const list = m.get(key);
+          if (list) list.push(e); else m.set(key, [e]);
         }
       }
     } catch (e) { problem(name, e); }
   });
-  const find = (id: Buffer) => { for (const m of indexed.values()) { const e = m.get(id.toString('latin1')); if (e) return e; } return undefined; };
+  /** An indexed location of the chunk, a whole copy if there is one (as ChunkIndex picks). */
+  const find = (id: Buffer) => {
+    let found: BlobEntry | undefined;
+    for (const m of indexed.values()) {
+      for (const e of m.get(id.toString('latin1')) ?? []) { if (e.type !== BLOB_DELTA) return e; found ??= e; }
+    }
+    return found;
+  };
   const has = (id: Buffer) => find(id) !== undefined;
   // Every delta's bases must be indexed whole data chunks (deltas never chain).
   for (const [packId, m] of indexed) {
-    for (const e of m.values()) {
+    for (const e of [...m.values()].flat()) {
       if (e.type !== BLOB_DELTA) continue;
       if (!e.delta) { problem(KEYS.pack(packId), new Error(`delta chunk ${e.id.toString('hex')} has no record of its bases`)); continue; }
       for (const b of e.delta.bases) {
@@ -100,9 +111,10 @@ export async function verifyRepository(repo: Repository, opts: { readData?: bool
         const byFrame = new Map<number, BlobEntry[]>();
         for (const e of entries) {
           if (e.type !== BLOB_LIST && e.type !== BLOB_DATA && e.type !== BLOB_DELTA) throw new CorruptObjectError(name, `chunk ${e.id.toString('hex')} has unknown type ${e.type}`);
-          const ie = idx?.get(e.id.toString('latin1'));
-          if (ie && (ie.offset !== e.offset || ie.length !== e.length || ie.codec !== e.codec || ie.rawOffset !== e.rawOffset || ie.rawLength !== e.rawLength
-            || ie.delta?.size !== e.delta?.size || ie.delta?.bases.map((b) => b.toString('hex')).join() !== e.delta?.bases.map((b) => b.toString('hex')).join())) {
+          const same = (ie: BlobEntry) => ie.offset === e.offset && ie.length === e.length && ie.codec === e.codec && ie.rawOffset === e.rawOffset && ie.rawLength === e.rawLength
+            && ie.type === e.type && ie.delta?.size === e.delta?.size && ie.delta?.bases.map((b) => b.toString('hex')).join() === e.delta?.bases.map((b) => b.toString('hex')).join();
+          const listed = idx?.get(e.id.toString('latin1'));
+          if (listed && !listed.some(same)) {
             throw new CorruptObjectError(name, `index entry for chunk ${e.id.toString('hex')} disagrees with the pack trailer`);
           }
           let f = byFrame.get(e.offset);

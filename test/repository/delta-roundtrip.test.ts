@@ -156,3 +156,27 @@ test('a version 1 repository gets no deltas, and its index objects and trailers 
     assert.ok((await repo.readPackTrailer(o.key.slice(o.key.lastIndexOf('/') + 1), await store.get(o.key))).every((e) => e.delta === undefined));
   }
 });
+
+test('two concurrent backups of the same change, one with deltas and one without: every point reads back, before and after gc', async () => {
+  const store = new MemoryStore();
+  const repo = await Repository.init(store, { packSize: 1 << 20 });
+  let t: Table = { order: Array.from({ length: 8_000 }, (_, i) => i), version: new Map() };
+  const rp1 = await backup(repo, text(t));
+  t = updateSpread(t, 11);
+  const v2 = text(t);
+  // Both start before either commits, so each stores the changed chunks: one as deltas, one whole.
+  const start = (parent?: null) => startBackup(repo, { engine: 'test', database: 'db', source: 'unit', ...(parent === null ? { parent } : {}) });
+  const [wa, wb] = await Promise.all([start(), start(null)]);
+  const write = async (w: Awaited<ReturnType<typeof start>>) => { await w.putObject('data/t', 'table-data', v2); return w.commit(); };
+  const [ra, rb] = await Promise.all([write(wa), write(wb)]);
+  assert.ok(ra.stats.deltaChunks! > 0 && rb.stats.deltaChunks === 0);
+  const index = await (await Repository.open(store)).loadIndex();
+  const delta = [...index.entries()].find((e) => e.type === BLOB_DELTA);
+  assert.equal(delta, undefined, 'where a chunk has a whole copy and a delta copy, the index gives the whole one');
+  // Forget the first point and the delta one: gc must keep what the whole one needs, and vice versa.
+  await forget(repo, [rp1.id, ra.id]);
+  await gc(repo, { graceMs: 0, now: Date.now() + 1000, repackBelow: 0.99 });
+  const after = await Repository.open(store);
+  assert.equal(await readBack(after, rb.id), sha(v2));
+  assert.deepEqual((await verifyRepository(after, { readData: true })).problems, []);
+});
