@@ -173,6 +173,9 @@ test('two concurrent backups of the same change, one with deltas and one without
   const index = await (await Repository.open(store)).loadIndex();
   const delta = [...index.entries()].find((e) => e.type === BLOB_DELTA);
   assert.equal(delta, undefined, 'where a chunk has a whole copy and a delta copy, the index gives the whole one');
+  const before = await Repository.open(store);
+  assert.equal(await readBack(before, ra.id), sha(v2));
+  assert.equal(await readBack(before, rb.id), sha(v2));
   // Forget the first point and the delta one: gc must keep what the whole one needs, and vice versa.
   await forget(repo, [rp1.id, ra.id]);
   await gc(repo, { graceMs: 0, now: Date.now() + 1000, repackBelow: 0.99 });
