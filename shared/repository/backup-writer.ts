@@ -52,11 +52,19 @@ export async function startBackup(repo: Repository, opts: StartBackupOptions): P
   }
 }
 
-/** The newest restore point of the same engine, database and source, if any. */
+/**
+ * The newest restore point of the same engine, database and source, if any. Deltas are an
+ * optimisation: a manifest that cannot be read (damaged, or removed by a concurrent forget)
+ * means whole chunks for this backup, never a failed one.
+ */
 async function latestOf(repo: Repository, opts: BackupOptions): Promise<RestorePoint | null> {
-  const same = (await repo.listRestorePoints()).filter((r) => r.engine === opts.engine && r.database === opts.database && r.source === opts.source);
-  const last = same[same.length - 1];
-  return last ? repo.loadRestorePoint(last.id) : null;
+  try {
+    const same = (await repo.listRestorePoints()).filter((r) => r.engine === opts.engine && r.database === opts.database && r.source === opts.source);
+    const last = same[same.length - 1];
+    return last ? await repo.loadRestorePoint(last.id) : null;
+  } catch {
+    return null;
+  }
 }
 
 class RepoBackupWriter implements BackupWriter {

@@ -183,3 +183,19 @@ test('two concurrent backups of the same change, one with deltas and one without
   assert.equal(await readBack(after, rb.id), sha(v2));
   assert.deepEqual((await verifyRepository(after, { readData: true })).problems, []);
 });
+
+test('a damaged manifest of an earlier point does not stop a backup: it is stored with whole chunks', async () => {
+  const store = new MemoryStore();
+  const repo = await Repository.init(store, { packSize: 1 << 20 });
+  let t: Table = { order: Array.from({ length: 4_000 }, (_, i) => i), version: new Map() };
+  const rp1 = await backup(repo, text(t));
+  const key = KEYS.restorePoint(rp1.id);
+  const bytes = Buffer.from(await store.get(key));
+  bytes[bytes.length >> 1] ^= 0xff;
+  await store.put(key, bytes);
+  t = updateSpread(t, 5);
+  const fresh = await Repository.open(store);
+  const rp2 = await backup(fresh, text(t));
+  assert.equal(rp2.stats.deltaChunks, 0);
+  assert.equal(await readBack(fresh, rp2.id), sha(text(t)));
+});
