@@ -53,7 +53,7 @@ export function decodeConfig(data: Uint8Array): RepoConfigBody {
   }
   const body = JSON.parse(outer.body) as RepoConfigBody;
   if (body.format !== 'cosmos-backup-repository') throw new CosmosBackupError('UNSUPPORTED_FORMAT', 'this location holds something that is not a cosmos-backup repository');
-  if (!READABLE_VERSIONS.includes(body.version)) throw new CosmosBackupError('UNSUPPORTED_FORMAT', `repository format version ${body.version} is not supported by this agent (it reads version ${FORMAT_VERSION}); upgrade the agent`);
+  if (!READABLE_VERSIONS.includes(body.version)) throw new CosmosBackupError('UNSUPPORTED_FORMAT', `repository format version ${body.version} is not supported by this agent (it reads versions ${READABLE_VERSIONS.join(' and ')}); upgrade the agent`);
   return body;
 }
 

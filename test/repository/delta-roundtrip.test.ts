@@ -199,3 +199,10 @@ test('a damaged manifest of an earlier point does not stop a backup: it is store
   assert.equal(rp2.stats.deltaChunks, 0);
   assert.equal(await readBack(fresh, rp2.id), sha(text(t)));
 });
+
+test('a repository of a format this agent does not know is refused with one line saying to upgrade', async () => {
+  const store = new MemoryStore();
+  const repo = await Repository.init(store, { packSize: 1 << 20 });
+  await store.put(KEYS.config, encodeConfig({ ...repo.config, version: 3 }));
+  await assert.rejects(Repository.open(store), /repository format version 3 is not supported by this agent \(it reads versions 1 and 2\); upgrade the agent/);
+});
