@@ -176,7 +176,7 @@ test('two concurrent backups of the same change, one with deltas and one without
   const before = await Repository.open(store);
   assert.equal(await readBack(before, ra.id), sha(v2));
   assert.equal(await readBack(before, rb.id), sha(v2));
-  // Forget the first point and the delta one: gc must keep what the whole one needs, and vice versa.
+  // Forget the first point and the delta one: gc must keep what the whole one needs.
   await forget(repo, [rp1.id, ra.id]);
   await gc(repo, { graceMs: 0, now: Date.now() + 1000, repackBelow: 0.99 });
   const after = await Repository.open(store);
