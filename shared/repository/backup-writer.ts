@@ -97,7 +97,7 @@ class RepoBackupWriter implements BackupWriter {
     this.repo = repo;
     this.index = index;
     for (const o of parent?.objects ?? []) this.parentObjects.set(o.name, o);
-    this.bases = new FrameCache(repo, index);
+    this.bases = new FrameCache(repo);
     this.lock = lock;
     this.opts = opts;
     this.frameBufferSize = FRAME_TARGET + repo.chunker.maxSize;
@@ -370,8 +370,8 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
     while (loaded < bytes) {
       const hex = this.parentLists!.shift();
       if (hex === undefined) { cursor.end(); return; }
-      const blob = await this.bw.repo.readBlob(Buffer.from(hex, 'hex'));
-      for (let o = 0; o + 32 <= blob.length; o += 32) {
+      const blob = await this.bw.repo.readChunkList(hex);
+      for (let o = 0; o < blob.length; o += 32) {
         const id = blob.subarray(o, o + 32);
         const size = this.bw.sizeOf(id);
         if (size === undefined) { cursor.end(); this.parentLists!.length = 0; return; }

@@ -51,7 +51,7 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
         for (const l of obj.list) {
           const lid = Buffer.from(l, 'hex');
           live.add(lid.toString('latin1'));
-          const blob = await repo.readBlob(lid);
+          const blob = await repo.readChunkList(l);
           for (let o = 0; o < blob.length; o += 32) live.add(blob.subarray(o, o + 32).toString('latin1'));
         }
       }
@@ -62,7 +62,6 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
 
     const oldIndex: string[] = [];
     const youngPacks = new Set<string>();
-    const youngDeltas: Buffer[][] = [];
     const entriesByPack = new Map<string, BlobEntry[]>();
     for await (const o of repo.store.list(KEYS.indexPrefix)) {
       const plain = await repo.decodeDocument(o.key, await repo.store.get(o.key));
@@ -73,7 +72,8 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
       } else {
         for (const p of packs) {
           youngPacks.add(p.packId);
-          youngDeltas.push(p.entries.flatMap((e) => e.delta?.bases ?? []));
+          // Bases of young deltas stay: a backup may come to use those deltas.
+          for (const e of p.entries) for (const b of e.delta?.bases ?? []) live.add(b.toString('latin1'));
         }
       }
     }
@@ -81,12 +81,10 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
     // A delta chunk needs its bases. Bases of every delta that stays indexed stay too: live ones,
     // dead ones in a live frame, and young ones (a backup may still come to use them). Bases are
     // whole data chunks, but keeping one can keep its frame and so more deltas: repeat until stable.
-    const basesOf = (e: BlobEntry) => e.delta?.bases ?? [];
-    for (const packs of youngDeltas) for (const b of packs) live.add(b.toString('latin1'));
     let p = planSweep(entriesByPack, packInfo, youngPacks, live, opts.repackBelow ?? 0.5);
     for (;;) {
       let added = 0;
-      for (const e of p.keptEntries()) for (const b of basesOf(e)) if (!live.has(b.toString('latin1'))) { live.add(b.toString('latin1')); added++; }
+      for (const e of p.keptEntries()) for (const b of e.delta?.bases ?? []) if (!live.has(b.toString('latin1'))) { live.add(b.toString('latin1')); added++; }
       if (added === 0) break;
       p = planSweep(entriesByPack, packInfo, youngPacks, live, opts.repackBelow ?? 0.5);
     }

@@ -195,9 +195,9 @@ export class Repository {
   }
 
   /** The location of a delta's base: indexed, and a whole data chunk (deltas never chain). */
-  async baseLocation(base: Buffer, of: Buffer): Promise<Located> {
+  async baseLocation(base: Buffer, of?: Buffer): Promise<Located> {
     const loc = (await this.loadIndex()).get(base);
-    const name = `chunk ${of.toString('hex')}`;
+    const name = of ? `chunk ${of.toString('hex')}` : `chunk ${base.toString('hex')} (a delta base)`;
     if (!loc) throw new CorruptObjectError(name, `its delta base ${base.toString('hex')} is not in the index (missing data)`);
     if (loc.type !== BLOB_DATA) throw new CorruptObjectError(name, `its delta base ${base.toString('hex')} is not a whole data chunk`);
     return loc;
@@ -208,7 +208,8 @@ export class Repository {
     return this.chunkFromFrame(loc, await this.readFrame(loc));
   }
 
-  private async readFrame(loc: Located): Promise<Buffer> {
+  /** The opened (decrypted, expanded) frame holding a chunk. */
+  async readFrame(loc: Located): Promise<Buffer> {
     return this.openFrame(loc.packId, loc.offset, loc.codec, await this.store.getRange(KEYS.pack(loc.packId), loc.offset, loc.length));
   }
 
@@ -279,10 +280,16 @@ export class Repository {
   /** Data-chunk ids of an object, in order, read from its list blobs. */
   async *objectChunkIds(list: string[]): AsyncGenerator<Buffer> {
     for (const hex of list) {
-      const blob = await this.readBlob(Buffer.from(hex, 'hex'));
-      if (blob.length % 32 !== 0) throw new CorruptObjectError(`list ${hex}`, 'list blob length is not a multiple of 32');
+      const blob = await this.readChunkList(hex);
       for (let o = 0; o < blob.length; o += 32) yield blob.subarray(o, o + 32);
     }
+  }
+
+  /** One chunk list blob (hex id): data-chunk ids, 32 bytes each, checked. */
+  async readChunkList(hex: string): Promise<Buffer> {
+    const blob = await this.readBlob(Buffer.from(hex, 'hex'));
+    if (blob.length % 32 !== 0) throw new CorruptObjectError(`list ${hex}`, 'list blob length is not a multiple of 32');
+    return blob;
   }
 }
 

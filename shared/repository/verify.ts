@@ -86,7 +86,7 @@ export async function verifyRepository(repo: Repository, opts: { readData?: bool
           const lid = Buffer.from(l, 'hex');
           if (!has(lid)) { problem(name, new Error(`object ${obj.name}: chunk list ${l} is not indexed`)); continue; }
           try {
-            const blob = await repo.readBlob(lid);
+            const blob = await repo.readChunkList(l);
             for (let o = 0; o < blob.length; o += 32) {
               const cid = blob.subarray(o, o + 32);
               if (!has(cid)) problem(name, new Error(`object ${obj.name}: chunk ${cid.toString('hex')} is not indexed`));
