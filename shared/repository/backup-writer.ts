@@ -90,7 +90,8 @@ class RepoBackupWriter implements BackupWriter {
   readonly bases: FrameCache;
   private lastProgress = 0;
   /** a frame is flushed once it reaches FRAME_TARGET, so it never exceeds this (chunk lists aside) */
-  private readonly frameBufferSize: number;
+  /** the pooled frame buffers' size: a frame never needs more (flushFrame, flushList) */
+  readonly frameBufferSize: number;
   private readonly framePool: Buffer[] = [];
 
   constructor(repo: Repository, index: ChunkIndex, lock: RepoLock, opts: StartBackupOptions, parent: RestorePoint | null) {
@@ -329,7 +330,10 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
   private readonly list: string[] = [];
   private inFlight = 0;
   private frame: FrameChunk[] = [];
-  private frameParts: Buffer[] = [];
+  /** the frame's plaintext so far, [0, frameBytes): chunks are copied in as they come, since
+   * they are views valid only while the chunker hands them over (and the caller's buffers are
+   * reused once written) */
+  private plain: Buffer | undefined;
   private frameBytes = 0;
   private tail: Promise<void> = Promise.resolve();
   private readonly waiters: (() => void)[] = [];
@@ -401,7 +405,10 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
   /** New chunks gather in a frame until it reaches FRAME_TARGET bytes of plaintext. */
   private addToFrame(id: Buffer, type: number, chunk: Buffer, bases?: Buffer[]): void {
     this.frame.push({ id, type, rawOffset: this.frameBytes, rawLength: chunk.length, ...(bases?.length ? { bases } : {}) });
-    this.frameParts.push(chunk);
+    // Before the add the frame holds under FRAME_TARGET bytes, and a chunk is at most the
+    // chunker's maxSize (a list blob, alone in its frame, at most FRAME_TARGET): it fits.
+    this.plain ??= this.bw.frameBuffer(this.bw.frameBufferSize);
+    chunk.copy(this.plain, this.frameBytes);
     this.frameBytes += chunk.length;
     if (this.frameBytes >= FRAME_TARGET) this.flushFrame();
   }
@@ -423,12 +430,9 @@ class RepoObjectWriter extends Writable implements ObjectWriter {
   private flushFrame(): void {
     if (!this.frame.length) return;
     const chunks = this.frame;
-    // Copying also detaches chunks that are views of the caller's buffers.
-    const plain = this.bw.frameBuffer(this.frameBytes);
-    let at = 0;
-    for (const part of this.frameParts) { plain.set(part, at); at += part.length; }
+    const plain = this.plain!.subarray(0, this.frameBytes);
     this.frame = [];
-    this.frameParts = [];
+    this.plain = undefined;
     this.frameBytes = 0;
     // Compression runs in parallel, but frames enter the pack in order so that a restore reads
     // long contiguous ranges (one request for many frames).

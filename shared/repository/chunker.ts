@@ -38,14 +38,18 @@ export function validateParams(p: ChunkerParams): void {
 
 /**
  * Streaming chunker: push() buffers of any size, receive whole chunks through onChunk in order;
- * finish() emits the tail. Holds at most maxSize bytes of pending data.
+ * finish() emits the tail. A chunk handed to onChunk is valid only during that call (it may be a
+ * view of the pushed buffer or of the chunker's own carry buffer), and nothing of a pushed buffer
+ * is kept once push() returns: callers may reuse it (the backup reads sockets into reused slabs).
+ * Holds at most maxSize bytes of pending data, in one buffer allocated once.
  */
 export class Chunker {
   readonly params: ChunkerParams;
   private readonly gear: Uint32Array;
   private readonly maskS: number;
   private readonly maskL: number;
-  private parts: Buffer[] = [];
+  /** the current chunk's bytes from earlier pushes: carry[0, pos) */
+  private readonly carry: Buffer;
   private pos = 0; // bytes in the current chunk so far
   private fp = 0;
   private readonly onChunk: (chunk: Buffer) => void;
@@ -59,6 +63,7 @@ export class Chunker {
     this.maskS = topMask(bits + 2);
     this.maskL = topMask(bits - 2);
     this.onChunk = onChunk;
+    this.carry = Buffer.allocUnsafeSlow(params.maxSize);
   }
 
   push(data: Buffer): void {
@@ -95,11 +100,16 @@ export class Chunker {
       }
       if (cut < 0 && base + i >= maxSize) cut = i;
       if (cut >= 0) {
-        this.parts.push(data.subarray(off, cut));
-        this.emit();
+        if (base > 0) {
+          // The chunk began in an earlier push: complete it in the carry buffer.
+          data.copy(this.carry, base, off, cut);
+          this.emit(this.carry.subarray(0, base + cut - off));
+        } else {
+          this.emit(data.subarray(off, cut));
+        }
         off = cut;
       } else {
-        this.parts.push(data.subarray(off, n));
+        data.copy(this.carry, base + off, off, n);
         this.pos = base + n;
         this.fp = fp;
         off = n;
@@ -108,13 +118,10 @@ export class Chunker {
   }
 
   finish(): void {
-    if (this.pos > 0 || this.parts.length > 0) this.emit();
+    if (this.pos > 0) this.emit(this.carry.subarray(0, this.pos));
   }
 
-  private emit(): void {
-    const parts = this.parts;
-    const chunk = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    this.parts = [];
+  private emit(chunk: Buffer): void {
     this.pos = 0;
     this.fp = 0;
     if (chunk.length > 0) this.onChunk(chunk);
@@ -124,7 +131,7 @@ export class Chunker {
 /** Chunk boundaries of a whole buffer (tests and tools). */
 export function chunkBuffer(data: Buffer, params: ChunkerParams, gear: Uint32Array): Buffer[] {
   const out: Buffer[] = [];
-  const c = new Chunker(params, gear, (ch) => out.push(ch));
+  const c = new Chunker(params, gear, (ch) => out.push(Buffer.from(ch)));
   c.push(data);
   c.finish();
   return out;

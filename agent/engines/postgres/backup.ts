@@ -2,7 +2,6 @@
 // shared by N workers (as pg_dump -j does); every table streamed with COPY TO STDOUT straight into
 // the repository's chunker; large tables split into ctid ranges so one table does not serialise
 // the backup. Memory stays bounded: streams with backpressure end to end.
-import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { CosmosBackupError } from '../../../shared/errors.ts';
 import type { Repository } from '../../../shared/repository/repository.ts';
@@ -129,7 +128,10 @@ export async function backupPostgres(repo: Repository, target: PgTarget, opts: P
       for (let p = queue.shift(); p; p = queue.shift()) {
         const out = w.createObject(p.object, 'table-data', { schema: p.table.schema, table: p.table.name, columns: p.table.columns, from: p.from, to: p.to });
         try {
-          await pipeline(client.query(new CopyOut(copyOutSql(p))), out);
+          const copy = new CopyOut(copyOutSql(p), out);
+          client.query(copy);
+          await copy.done;
+          out.end();
           await out.finish();
         } catch (e) {
           out.destroy();

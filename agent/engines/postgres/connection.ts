@@ -7,6 +7,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { parse as parseUrl } from 'pg-connection-string';
 import { CosmosBackupError } from '../../../shared/errors.ts';
+import { slabSocket } from './slab-socket.ts';
 
 export interface PgTarget {
   host: string;
@@ -129,6 +130,8 @@ export async function connect(t: PgTarget, applicationName = 'cosmos-backup'): P
   const client = new pg.Client({
     host: t.host, port: t.port, user: t.user, database: t.database, password: t.password ?? '', ssl: t.ssl,
     application_name: applicationName, connectionTimeoutMillis: 30_000, keepAlive: true,
+    // Without TLS, reads go into reused slabs (slab-socket.ts); pg makes TLS sockets itself.
+    ...(t.ssl ? {} : { stream: slabSocket }),
   });
   client.on('error', () => { /* surfaced by the failing query; keep the process alive */ });
   try {

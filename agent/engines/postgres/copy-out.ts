@@ -1,12 +1,14 @@
-// COPY ... TO STDOUT as a byte stream, for pg's Client.query(). Like pg-copy-streams' `to`, it
-// takes the connection's socket over for the duration of the COPY and hands it back to pg at
-// CopyDone or ErrorResponse. Unlike it, the CopyData payloads (one message per row) are moved
-// together inside the buffer the socket delivered, and each socket read becomes one pushed
-// buffer: no object per row. Per-row views and their garbage cost about 0.6 of 7.6-8.1 agent
-// CPU-s in a 1 GB backup (docs/PERFORMANCE.md).
-import { Readable } from 'node:stream';
+// COPY ... TO STDOUT written straight into a Writable, for pg's Client.query(). Like
+// pg-copy-streams' `to`, it takes the connection's socket over for the duration of the COPY and
+// hands it back to pg at CopyDone or ErrorResponse. Unlike it, the CopyData payloads (one message
+// per row) are moved together inside the buffer the socket delivered, and each socket read
+// becomes one write: no object per row (per-row views and their garbage cost about 0.6 of
+// 7.6-8.1 agent CPU-s in a 1 GB backup, docs/PERFORMANCE.md). On a slab socket (slab-socket.ts)
+// the socket's own reused buffer is written, and handed back when the write completes.
+import type { Writable } from 'node:stream';
 import type pg from 'pg';
 import { CosmosBackupError } from '../../../shared/errors.ts';
+import { slabReaderOf, type SlabReader } from './slab-socket.ts';
 
 const COPY_DATA = 0x64; // d
 const COPY_DONE = 0x63; // c
@@ -89,73 +91,131 @@ export class CopyOutParser {
   }
 }
 
-/** A pg submittable: `client.query(new CopyOut(sql))` streams the table's COPY text. */
-export class CopyOut extends Readable implements pg.Submittable {
+/**
+ * A pg submittable: `client.query(copy)` writes the table's COPY text into `sink` (without ending
+ * it); `copy.done` settles at CopyDone, or with the first error of the server, the connection or
+ * the sink. The sink must not keep the buffers it is given past a write's callback.
+ */
+export class CopyOut implements pg.Submittable {
   readonly text: string;
+  readonly done: Promise<void>;
+  private readonly sink: Writable;
   private readonly parser = new CopyOutParser();
   private connection: pg.Connection | undefined;
+  private reader: SlabReader | undefined;
   private pgListener: ((b: Buffer) => void) | undefined;
-  private readonly onData = (b: Buffer) => this.receive(b);
+  private readonly onData = (b: Buffer) => { if (!this.receive(b, undefined)) this.connection!.stream.pause(); };
+  private readonly onSinkError = (e: Error) => this.fail(e);
+  private settled = false;
   private paused = false;
+  private waitingDrain = false;
+  private readonly onDrain = () => {
+    this.waitingDrain = false;
+    this.maybeResume();
+  };
+  private resolve!: () => void;
+  private reject!: (e: unknown) => void;
 
-  constructor(text: string) {
-    // A socket read is up to 64 KiB; room for several keeps the socket flowing while the
-    // consumer works on one.
-    super({ highWaterMark: 1 << 20 });
+  constructor(text: string, sink: Writable) {
     this.text = text;
+    this.sink = sink;
+    this.done = new Promise((res, rej) => { this.resolve = res; this.reject = rej; });
+    this.done.catch(() => undefined);
   }
 
   /** pg calls this when the query's turn comes; an Error returned (not thrown) fails the query. */
   submit(connection: pg.Connection): Error | undefined {
     this.connection = connection;
     const s = connection.stream;
-    const listeners = s.listeners('data');
-    if (listeners.length !== 1) return new CosmosBackupError('INTERNAL', `cannot take over the connection for COPY: ${listeners.length} data listeners`);
-    this.pgListener = listeners[0] as (b: Buffer) => void;
-    s.removeListener('data', this.pgListener);
-    s.on('data', this.onData);
+    this.reader = slabReaderOf(s);
+    if (this.reader) {
+      this.reader.route = (data, slab) => this.receive(data, slab);
+    } else {
+      // A socket pg made (TLS): its 'data' listener is swapped for ours.
+      const listeners = s.listeners('data');
+      if (listeners.length !== 1) return new CosmosBackupError('INTERNAL', `cannot take over the connection for COPY: ${listeners.length} data listeners`);
+      this.pgListener = listeners[0] as (b: Buffer) => void;
+      s.removeListener('data', this.pgListener);
+      s.on('data', this.onData);
+    }
+    this.sink.on('error', this.onSinkError);
     connection.query(this.text);
     return undefined;
   }
 
-  private receive(b: Buffer): void {
+  /** One socket read (in `slab` when it is a slab socket's); returns false to pause the socket. */
+  private receive(b: Buffer, slab: Buffer | undefined): boolean {
+    const release = slab ? () => { this.reader!.release(slab); this.maybeResume(); } : undefined;
+    if (this.settled) {
+      // Failed: the caller closes the connection; what still arrives is dropped.
+      release?.();
+      return true;
+    }
     let r: ReturnType<CopyOutParser['feed']>;
     try {
       r = this.parser.feed(b);
     } catch (e) {
+      release?.();
       this.detach(undefined);
-      this.destroy(e as Error);
-      return;
+      this.fail(e);
+      return true;
     }
-    if (r.length > 0 && !this.push(b.subarray(0, r.length)) && r.rest === undefined) {
-      this.paused = true;
-      this.connection!.stream.pause();
-    }
+    if (r.length > 0) this.sink.write(b.subarray(0, r.length), release);
+    else release?.();
     if (r.rest !== undefined) {
-      this.detach(r.rest);
-      if (!r.error) this.push(null);
+      // pg's parser may keep the bytes it is given: never a slab, which goes back to the pool.
+      this.detach(slab && r.rest.length ? Buffer.from(r.rest) : r.rest);
+      if (!r.error) this.finish();
+      return true;
     }
+    if (this.sink.writableNeedDrain || this.reader?.full) {
+      this.paused = true;
+      if (this.sink.writableNeedDrain && !this.waitingDrain) { this.waitingDrain = true; this.sink.once('drain', this.onDrain); }
+      return false;
+    }
+    return true;
+  }
+
+  /** Resumes a paused socket once the sink has drained and slabs have come back. */
+  private maybeResume(): void {
+    if (!this.paused || this.settled || this.sink.writableNeedDrain || this.reader?.full) return;
+    this.paused = false;
+    this.connection!.stream.resume();
   }
 
   /** Gives the socket back to pg, with the bytes after COPY mode. */
   private detach(rest: Buffer | undefined): void {
-    const s = this.connection!.stream;
-    s.removeListener('data', this.onData);
-    s.on('data', this.pgListener!);
-    // Only ever called from receive(): the socket is flowing (a paused one emits no data), so
-    // pg's listener goes on receiving.
-    if (rest?.length) this.pgListener!(rest);
+    if (this.reader) {
+      this.reader.route = undefined;
+    } else {
+      const s = this.connection!.stream;
+      s.removeListener('data', this.onData);
+      s.on('data', this.pgListener!);
+    }
+    // Only ever called from receive(): the socket is flowing (a paused one reads nothing), so pg
+    // goes on receiving.
+    if (rest?.length) this.connection!.stream.emit('data', rest);
   }
 
-  override _read(): void {
-    if (this.paused) {
-      this.paused = false;
-      this.connection!.stream.resume();
-    }
+  private finish(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.sink.off('error', this.onSinkError);
+    this.resolve();
+  }
+
+  private fail(e: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.sink.off('error', this.onSinkError);
+    this.reject(e);
   }
 
   // pg calls these as for any query.
-  handleError(err: Error): void { this.destroy(err); }
-  handleCommandComplete(): void { /* the stream ended at CopyDone; nothing reads the row count */ }
+  handleError(err: Error): void {
+    if (this.reader && this.reader.route) this.reader.route = undefined;
+    this.fail(err);
+  }
+  handleCommandComplete(): void { /* the COPY ended at CopyDone; nothing reads the row count */ }
   handleReadyForQuery(): void { /* likewise */ }
 }
