@@ -6,29 +6,72 @@ import type { ObjectStore } from '../storage/types.ts';
 import type { Sealer } from './crypto.ts';
 import { encodePackTrailer, KEYS, type BlobEntry, type DeltaInfo, type IndexPack } from './format.ts';
 
+/**
+ * One pack being filled. Frames are copied into one pack-sized buffer as they come, taken from
+ * the uploader's pool and handed back once the pack is stored: a backup allocates a handful of
+ * these instead of a new pack (and a frame list held until it is full) every few MiB; long-lived
+ * buffers like those were most of what still started V8's major GCs (docs/PERFORMANCE.md).
+ */
 export class PackBuilder {
-  readonly parts: Buffer[] = [];
   readonly entries: BlobEntry[] = [];
   size = 0;
+  private buf: Buffer | undefined;
+  private readonly pool: BufferPool;
+
+  constructor(pool: BufferPool) { this.pool = pool; }
 
   /** Appends one sealed frame holding the given chunks (ids with their place in the frame plaintext). */
   addFrame(chunks: { id: Buffer; type: number; rawOffset: number; rawLength: number; delta?: DeltaInfo }[], codec: number, sealed: Buffer): void {
     for (const c of chunks) {
       this.entries.push({ id: c.id, type: c.type, codec, offset: this.size, length: sealed.length, rawOffset: c.rawOffset, rawLength: c.rawLength, ...(c.delta ? { delta: c.delta } : {}) });
     }
-    this.parts.push(sealed);
-    this.size += sealed.length;
+    this.append(sealed);
   }
 
-  /** pack bytes := blobs || seal(trailer) || u32le(len(seal(trailer))) */
-  finish(sealer: Sealer): { id: string; bytes: Buffer; entries: BlobEntry[] } {
+  private append(b: Uint8Array): void {
+    const need = this.size + b.length;
+    if (!this.buf || need > this.buf.length) {
+      // A pack passes packSize by at most one frame and its trailer, so the pool's buffers
+      // nearly always fit; a bigger one is a buffer of its own.
+      const next = this.pool.take(need);
+      if (this.buf) { this.buf.copy(next, 0, 0, this.size); this.pool.give(this.buf); }
+      this.buf = next;
+    }
+    this.buf.set(b, this.size);
+    this.size = need;
+  }
+
+  /** pack bytes := blobs || seal(trailer) || u32le(len(seal(trailer))). `release` gives the
+   * buffer behind `bytes` back to the pool: call it once nothing reads them any more. */
+  finish(sealer: Sealer): { id: string; bytes: Buffer; entries: BlobEntry[]; release: () => void } {
     const trailer = sealer.seal(encodePackTrailer(this.entries));
     const len = Buffer.alloc(4);
     len.writeUInt32LE(trailer.length);
-    const bytes = Buffer.concat([...this.parts, trailer, len]);
-    this.parts.length = 0; // release the frames now: only the packed copy is needed
+    this.append(trailer);
+    this.append(len);
+    const buf = this.buf!;
+    const bytes = buf.subarray(0, this.size);
+    this.buf = undefined;
     const id = createHash('sha256').update(bytes).digest('hex');
-    return { id, bytes, entries: this.entries };
+    return { id, bytes, entries: this.entries, release: () => this.pool.give(buf) };
+  }
+}
+
+/** Reused pack buffers of one size (packSize plus room for a frame and the trailer). */
+export class BufferPool {
+  readonly size: number;
+  private readonly free: Buffer[] = [];
+  private readonly max: number;
+
+  constructor(size: number, max: number) { this.size = size; this.max = max; }
+
+  take(min: number): Buffer {
+    if (min > this.size) return Buffer.allocUnsafeSlow(min);
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
+  }
+
+  give(b: Buffer): void {
+    if (b.length === this.size && this.free.length < this.max) this.free.push(b);
   }
 }
 
@@ -48,14 +91,19 @@ export class PackUploader {
   private readonly waiters: (() => void)[] = [];
   private readonly uploads = new Set<Promise<void>>();
   private failure: unknown;
+  private readonly pool: BufferPool;
 
-  constructor(o: PackUploaderOptions) { this.o = o; }
+  constructor(o: PackUploaderOptions) {
+    this.o = o;
+    // Room past packSize for the frame that fills a pack (frames are at most a few hundred KiB).
+    this.pool = new BufferPool(o.packSize + 1024 * 1024, o.maxUploads + 2);
+  }
 
   get packSize(): number { return this.o.packSize; }
 
   /** A builder for one writer's exclusive use until it is given back. */
   acquire(): PackBuilder {
-    return this.idle.pop() ?? new PackBuilder();
+    return this.idle.pop() ?? new PackBuilder(this.pool);
   }
 
   /** Gives a builder back: uploads it if full, otherwise keeps it for the next writer. */
@@ -70,7 +118,7 @@ export class PackUploader {
     while (this.inFlight >= this.o.maxUploads) await new Promise<void>((r) => this.waiters.push(r));
     this.throwIfFailed();
     this.inFlight++;
-    const { id, bytes, entries } = b.finish(this.o.sealer);
+    const { id, bytes, entries, release } = b.finish(this.o.sealer);
     const p = (async () => {
       try {
         await this.o.store.putIfAbsent(KEYS.pack(id), bytes);
@@ -78,6 +126,8 @@ export class PackUploader {
       } catch (e) {
         this.failure ??= e;
       } finally {
+        // A settled put reads the bytes no more (ObjectStore.putIfAbsent): the buffer is free.
+        release();
         this.inFlight--;
         this.waiters.shift()?.();
       }

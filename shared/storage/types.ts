@@ -31,7 +31,8 @@ export interface LeaseInfo {
 export interface ObjectStore {
   /** Human description without secrets, e.g. "file:///backups/repo" or "azblob://acct/container/prefix". */
   readonly location: string;
-  /** Stores data under key only if no object exists there; atomic (readers never see a partial object). Returns false if it existed. */
+  /** Stores data under key only if no object exists there; atomic (readers never see a partial object). Returns false if it existed.
+   * `data` is not read once the promise settles (callers reuse the buffer). */
   putIfAbsent(key: string, data: Uint8Array): Promise<boolean>;
   /** Stores or replaces data under key atomically. */
   put(key: string, data: Uint8Array): Promise<void>;
