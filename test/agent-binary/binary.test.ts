@@ -68,6 +68,11 @@ test('--version prints the version and the commit', async () => {
   assert.equal(manifest.version, pkg.version);
 });
 
+test('text with non-ASCII characters survives the build (the bundle is escaped to ASCII)', async () => {
+  const help = await ok(['backup', 'postgres', '--help']);
+  assert.ok(help.includes('("host=\u2026 dbname=\u2026 sslmode=require")'), help);
+});
+
 async function query<T extends pg.QueryResultRow>(db: string, sql: string): Promise<T[]> {
   const c = new pg.Client({ connectionString: server.url(db) });
   await c.connect();
