@@ -89,8 +89,8 @@ class RepoBackupWriter implements BackupWriter {
   readonly parentObjects = new Map<string, ManifestObject>();
   readonly bases: FrameCache;
   private lastProgress = 0;
-  /** a frame is flushed once it reaches FRAME_TARGET, so it never exceeds this (chunk lists aside) */
-  /** the pooled frame buffers' size: a frame never needs more (flushFrame, flushList) */
+  /** the pooled frame buffers' size: a frame is flushed once it reaches FRAME_TARGET, so it
+   * never needs more (a chunk list, alone in its frame, is at most FRAME_TARGET) */
   readonly frameBufferSize: number;
   private readonly framePool: Buffer[] = [];
 
