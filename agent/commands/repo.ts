@@ -4,6 +4,7 @@ import { CosmosBackupError } from '../../shared/errors.ts';
 import { openStore, describeLocation } from '../../shared/storage/open.ts';
 import { Repository } from '../../shared/repository/repository.ts';
 import { verifyRepository } from '../../shared/repository/verify.ts';
+import { upgradeFormat } from '../../shared/repository/upgrade.ts';
 import { forget, gc, DEFAULT_GRACE_MS } from '../../shared/repository/gc.ts';
 import { listLocks, removeLocks } from '../../shared/repository/locks.ts';
 import { KEYS } from '../../shared/repository/format.ts';
@@ -55,7 +56,7 @@ export function registerRepoCommands(program: Command): void {
       const rps = (await r.listRestorePointIds()).length;
       const info = { id: r.id, format: r.config.version, location: describeLocation(r.location), createdAt: r.config.createdAt, encryption: r.config.encryption, compression: r.config.compression, chunker: { min: r.config.chunker.minSize, avg: r.config.chunker.avgSize, max: r.config.chunker.maxSize }, packSize: r.config.packSize, restorePoints: rps, packs, storedBytes: packBytes };
       out(!!o.json, info, [
-        `repository   ${info.id} (format ${info.format}${info.format < 2 ? ': changed chunks are stored whole, not as deltas' : ''})`, `location     ${info.location}`, `created      ${info.createdAt}`,
+        `repository   ${info.id} (format ${info.format}${info.format < 2 ? ': changed chunks are stored whole, not as deltas; `repo upgrade` changes that' : ''})`, `location     ${info.location}`, `created      ${info.createdAt}`,
         `encryption   ${info.encryption}`, `compression  ${info.compression}`,
         `chunks       ${info.chunker.min}/${info.chunker.avg}/${info.chunker.max} bytes (min/avg/max)`,
         `restore pts  ${rps}`, `stored       ${formatBytes(packBytes)} in ${packs} packs`,
@@ -71,6 +72,14 @@ export function registerRepoCommands(program: Command): void {
       const r = await openRepo(o);
       await r.changePassword(next);
       say('password changed; the old password no longer opens this repository');
+    });
+
+  withRepoOptions(repo.command('upgrade').description('raise the repository format to this agent\'s (1 -> 2: later backups store changed chunks as deltas; older agents can no longer open it)'))
+    .action(async (o: RepoOptions) => {
+      const r = await openRepo(o);
+      const { from, to } = await upgradeFormat(r);
+      if (from === to) say(`repository ${r.id} is already at format ${to}; nothing to do`);
+      else say(`repository ${r.id} upgraded from format ${from} to ${to}: later backups store changed chunks as deltas; nothing stored was rewritten; agents that read only format ${from} can no longer open it`);
     });
 
   withRepoOptions(repo.command('unlock').description('remove stale locks left by processes that died'))

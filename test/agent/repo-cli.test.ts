@@ -10,6 +10,7 @@ import { openStore } from '../../shared/storage/open.ts';
 import { Repository } from '../../shared/repository/repository.ts';
 import { startBackup } from '../../shared/repository/backup-writer.ts';
 import { lockExclusive } from '../../shared/repository/locks.ts';
+import { encodeConfig, KEYS } from '../../shared/repository/format.ts';
 import { tempDir } from '../support/temp-dir.ts';
 
 const CLI = path.join(import.meta.dirname, '../../agent/cli.ts');
@@ -74,6 +75,23 @@ test('repo init, info, list, verify, passwd, forget, gc through the CLI', async 
   assert.equal(gc.code, 0, gc.stderr);
   assert.ok(JSON.parse(gc.stdout).bytesFreed > 0);
   assert.equal(readdirSync(path.join(repo, 'data')).flatMap((d) => readdirSync(path.join(repo, 'data', d))).filter((f) => !f.startsWith('.')).length, 0);
+});
+
+test('repo upgrade through the CLI: format 1 to 2 once, then nothing to do; repo info shows it', async () => {
+  const { repo } = setup();
+  assert.equal((await agent(['repo', 'init', '--repo', repo, '--no-encryption'])).code, 0);
+  const store = await openStore(repo);
+  const made = await Repository.open(store);
+  await store.put(KEYS.config, encodeConfig({ ...made.config, version: 1 })); // as an older agent made it
+  const before = await agent(['repo', 'info', '--repo', repo]);
+  assert.match(before.stdout, /format 1: changed chunks are stored whole/);
+  const up = await agent(['repo', 'upgrade', '--repo', repo]);
+  assert.equal(up.code, 0, up.stderr);
+  assert.match(up.stderr.trim(), /^repository [0-9a-f]{32} upgraded from format 1 to 2: later backups store changed chunks as deltas/);
+  assert.equal(JSON.parse((await agent(['repo', 'info', '--repo', repo, '--json'])).stdout).format, 2);
+  const again = await agent(['repo', 'upgrade', '--repo', repo]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /already at format 2; nothing to do/);
 });
 
 test('errors are one clear line: repository not found, no password, locked (by whom, since when), corrupt object', async () => {

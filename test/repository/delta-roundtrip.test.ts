@@ -2,7 +2,8 @@
 // (each row cut from its place and its new version appended, as PostgreSQL's UPDATE moves it),
 // a backup stores the changed chunks as patches against the parent's chunks; every restore point
 // reads back byte for byte; verify rebuilds and re-hashes every delta; gc keeps the bases a
-// live delta needs after the restore point that first stored them is forgotten.
+// live delta needs after the restore point that first stored them is forgotten; `repo upgrade`
+// moves a version 1 repository to version 2 without rewriting what it holds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -12,6 +13,8 @@ import { startBackup } from '../../shared/repository/backup-writer.ts';
 import { openRestorePoint } from '../../shared/repository/reader.ts';
 import { forget, gc } from '../../shared/repository/gc.ts';
 import { verifyRepository } from '../../shared/repository/verify.ts';
+import { upgradeFormat } from '../../shared/repository/upgrade.ts';
+import { lockShared } from '../../shared/repository/locks.ts';
 import { BLOB_DELTA, decodeIndex, encodeConfig, KEYS } from '../../shared/repository/format.ts';
 import type { RestorePoint } from '../../shared/repository/types.ts';
 import { CorruptObjectError } from '../../shared/errors.ts';
@@ -155,6 +158,41 @@ test('a version 1 repository gets no deltas, and its index objects and trailers 
   for await (const o of store.list(KEYS.dataPrefix)) {
     assert.ok((await repo.readPackTrailer(o.key.slice(o.key.lastIndexOf('/') + 1), await store.get(o.key))).every((e) => e.delta === undefined));
   }
+});
+
+test('repo upgrade: a version 1 repository moves to version 2 under the exclusive lock; later backups make deltas; old and new points read back', async () => {
+  const store = new MemoryStore();
+  const v2 = await Repository.init(store, { packSize: 1 << 20 });
+  await store.put(KEYS.config, encodeConfig({ ...v2.config, version: 1 })); // as an older agent made it
+  const old = await Repository.open(store);
+  let t: Table = { order: Array.from({ length: 8_000 }, (_, i) => i), version: new Map() };
+  const rp1 = await backup(old, text(t));
+  const v1Text = text(t);
+
+  // A running backup (a shared lock) keeps the format as it is.
+  const running = await lockShared(store, 'a backup');
+  await assert.rejects(upgradeFormat(old), (e: any) => e.code === 'REPO_LOCKED');
+  assert.equal((await Repository.open(store)).config.version, 1);
+  await running.release();
+
+  assert.deepEqual(await upgradeFormat(old), { from: 1, to: 2 });
+  const repo = await Repository.open(store);
+  assert.equal(repo.config.version, 2);
+  assert.equal(repo.id, old.id);
+  assert.deepEqual(await upgradeFormat(repo), { from: 2, to: 2 }, 'a second upgrade changes nothing');
+  assert.deepEqual(await upgradeFormat(old), { from: 2, to: 2 }, 'nor does one from a handle opened before the first');
+
+  t = updateSpread(t, 5);
+  const rp2 = await backup(repo, text(t));
+  assert.ok(rp2.stats.deltaChunks! > 0, 'the parent, stored in version 1, serves as the base of deltas');
+  assert.equal(await readBack(repo, rp1.id), sha(v1Text));
+  assert.equal(await readBack(repo, rp2.id), sha(text(t)));
+  const res = await verifyRepository(repo, { readData: true });
+  assert.deepEqual(res.problems, []);
+  assert.ok(res.blobsChecked > 0);
+  const versions = new Set<number>();
+  for await (const o of store.list(KEYS.indexPrefix)) versions.add((await repo.decodeDocument(o.key, await store.get(o.key)))[4]!);
+  assert.deepEqual([...versions].sort(), [1, 2], 'version 1 index objects stay as they were; new ones are version 2');
 });
 
 test('two concurrent backups of the same change, one with deltas and one without: every point reads back, before and after gc', async () => {
