@@ -27,7 +27,6 @@ export async function upgradeFormat(repo: Repository): Promise<UpgradeResult> {
     const current = decodeConfig(await repo.store.get(KEYS.config));
     if (current.id !== repo.config.id) throw new CosmosBackupError('REPO_NOT_FOUND', `the repository at ${repo.location} was replaced while upgrading; nothing was changed`);
     if (current.version >= FORMAT_VERSION) return { from: current.version, to: current.version };
-    lock.check();
     // put replaces the object atomically: readers see the old config or the new one.
     await repo.store.put(KEYS.config, encodeConfig({ ...current, version: FORMAT_VERSION }));
     return { from: current.version, to: FORMAT_VERSION };

@@ -48,6 +48,13 @@ async function backup(repo: Repository, data: Buffer, opts: { parent?: null } = 
   return w.commit();
 }
 
+/** Forgets `ids`, collects garbage at once with eager repacking, and opens the repository again. */
+async function forgetAndGc(store: MemoryStore, repo: Repository, ids: string[], password?: string): Promise<{ res: Awaited<ReturnType<typeof gc>>; after: Repository }> {
+  await forget(repo, ids);
+  const res = await gc(repo, { graceMs: 0, now: Date.now() + 1000, repackBelow: 0.99 });
+  return { res, after: await Repository.open(store, { password }) };
+}
+
 async function readBack(repo: Repository, id: string): Promise<string> {
   const r = await openRestorePoint(repo, id);
   return sha(await r.readObject(r.restorePoint.objects.find((o) => o.name === 'data/t')!));
@@ -101,10 +108,8 @@ for (const encrypted of [false, true]) {
     assert.deepEqual(checked.problems, []);
 
     // The first restore point holds the bases; forgotten, gc must keep what rp2 and rp3 use.
-    await forget(again, [rp1.id]);
-    const res = await gc(again, { graceMs: 0, now: Date.now() + 1000, repackBelow: 0.99 });
+    const { res, after: afterGc } = await forgetAndGc(store, again, [rp1.id], encrypted ? 'pw' : undefined);
     assert.ok(res.packsRepacked + res.packsDeleted > 0, 'gc had something to do');
-    const afterGc = await Repository.open(store, { password: encrypted ? 'pw' : undefined });
     assert.equal(await readBack(afterGc, rp2.id), sha(v2));
     assert.equal(await readBack(afterGc, rp3.id), sha(v3));
     assert.deepEqual((await verifyRepository(afterGc, { readData: true })).problems, []);
@@ -215,9 +220,7 @@ test('two concurrent backups of the same change, one with deltas and one without
   assert.equal(await readBack(before, ra.id), sha(v2));
   assert.equal(await readBack(before, rb.id), sha(v2));
   // Forget the first point and the delta one: gc must keep what the whole one needs.
-  await forget(repo, [rp1.id, ra.id]);
-  await gc(repo, { graceMs: 0, now: Date.now() + 1000, repackBelow: 0.99 });
-  const after = await Repository.open(store);
+  const { after } = await forgetAndGc(store, repo, [rp1.id, ra.id]);
   assert.equal(await readBack(after, rb.id), sha(v2));
   assert.deepEqual((await verifyRepository(after, { readData: true })).problems, []);
 });

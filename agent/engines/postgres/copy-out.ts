@@ -213,7 +213,7 @@ export class CopyOut implements pg.Submittable {
 
   // pg calls these as for any query.
   handleError(err: Error): void {
-    if (this.reader && this.reader.route) this.reader.route = undefined;
+    if (this.reader) this.reader.route = undefined;
     this.fail(err);
   }
   handleCommandComplete(): void { /* the COPY ended at CopyDone; nothing reads the row count */ }
