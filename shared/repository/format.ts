@@ -239,13 +239,14 @@ export function joinIndex(parts: Buffer[], version: number): Buffer {
   return Buffer.concat([head, ...parts]);
 }
 
-/** The entries of an index object, in order: entry is a view of its ENTRY_BYTES (the id, then the
- * fields at ENTRY_AT; copy what you keep), n its number in its pack. Nothing is decoded into an
- * object per entry, so a large index leaves no long-lived garbage. onPack sees each pack's header
- * first, even a pack listed with no entries; onDelta sees a pack's delta records after its entries. */
-export function forEachIndexEntry(
-  name: string, plain: Buffer, fn: (packId: string, entry: Buffer, n: number) => void,
-  onPack?: (packId: string) => void, onDelta?: (packId: string, n: number, info: DeltaInfo) => void,
+/** The packs of an index object, in order: each pack's entries are `count` runs of ENTRY_BYTES
+ * of `plain` from `first` (the id, then the fields at ENTRY_AT; copy what you keep). Nothing is
+ * decoded into an object per entry, or even a view, so a large index loads fast and leaves no
+ * garbage. onPack sees every pack, even one listed with no entries; onDelta sees a pack's delta
+ * records (n: the entry's number in its pack) after onPack. */
+export function forEachIndexPack(
+  name: string, plain: Buffer, onPack: (packId: string, plain: Buffer, first: number, count: number) => void,
+  onDelta?: (packId: string, n: number, info: DeltaInfo) => void,
 ): void {
   const version = plain.length >= 9 && plain.subarray(0, 4).equals(INDEX_MAGIC) ? plain.readUInt8(4) : 0;
   if (version !== 1 && version !== 2) throw new CorruptObjectError(name, 'bad index header');
@@ -257,9 +258,9 @@ export function forEachIndexEntry(
     const count = plain.readUInt32LE(o + 32);
     o += 36;
     if (o + count * ENTRY_BYTES > plain.length) throw new CorruptObjectError(name, 'index truncated');
-    onPack?.(packId);
     const first = o;
-    for (let j = 0; j < count; j++, o += ENTRY_BYTES) fn(packId, plain.subarray(o, o + ENTRY_BYTES), j);
+    onPack(packId, plain, first, count);
+    o += count * ENTRY_BYTES;
     if (version === 2) {
       o = forEachDeltaRecord(name, plain, o, count, (j, info) => {
         if (plain[first + j * ENTRY_BYTES + ENTRY_AT.type] !== BLOB_DELTA) throw new CorruptObjectError(name, 'delta record for a chunk that is not a delta');
@@ -272,8 +273,11 @@ export function forEachIndexEntry(
 
 export function decodeIndex(name: string, plain: Buffer): IndexPack[] {
   const out: IndexPack[] = [];
-  forEachIndexEntry(name, plain, (_packId, entry) => out[out.length - 1]!.entries.push(readEntry(entry, 0)),
-    (packId) => out.push({ packId, entries: [] }), (_packId, j, info) => { out[out.length - 1]!.entries[j]!.delta = info; });
+  forEachIndexPack(name, plain, (packId, buf, first, count) => {
+    const entries: BlobEntry[] = [];
+    for (let j = 0; j < count; j++) entries.push(readEntry(buf, first + j * ENTRY_BYTES));
+    out.push({ packId, entries });
+  }, (_packId, j, info) => { out[out.length - 1]!.entries[j]!.delta = info; });
   return out;
 }
 

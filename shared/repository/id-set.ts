@@ -22,13 +22,24 @@ export class IdSet {
 
   get size(): number { return this.count; }
 
-  /** Where id is in the table, or the empty place it would go. Ids are hashes: their first bytes hash well. */
-  private probe(id: Uint8Array): number {
+  /** Makes room for `capacity` ids in all, so that adding them copies and rehashes nothing. */
+  reserve(capacity: number): void {
+    let n = this.ids.length / ID;
+    while (n < capacity) n *= 2;
+    if (n === this.ids.length / ID) return;
+    const bigger = Buffer.allocUnsafeSlow(n * ID);
+    this.ids.copy(bigger, 0, 0, this.count * ID);
+    this.ids = bigger;
+    if (n * 2 > this.table.length) this.rehash(n * 2);
+  }
+
+  /** Where the id at src[at, at + 32) is in the table, or the empty place it would go. Ids are hashes: their first bytes hash well. */
+  private probe(src: Uint8Array, at: number): number {
     const mask = this.table.length - 1;
-    let h = ((id[0]! | (id[1]! << 8) | (id[2]! << 16) | (id[3]! << 24)) >>> 0) & mask;
+    let h = ((src[at]! | (src[at + 1]! << 8) | (src[at + 2]! << 16) | (src[at + 3]! << 24)) >>> 0) & mask;
     for (;;) {
       const e = this.table[h]!;
-      if (e === 0 || this.ids.compare(id, 0, ID, (e - 1) * ID, e * ID) === 0) return h;
+      if (e === 0 || this.ids.compare(src, at, at + ID, (e - 1) * ID, e * ID) === 0) return h;
       h = (h + 1) & mask;
     }
   }
@@ -40,7 +51,12 @@ export class IdSet {
   /** The entry number of id (ids are numbered 0, 1, … in the order they were added), or -1. */
   indexOf(id: Uint8Array): number {
     if (id.length !== ID) return -1;
-    return this.table[this.probe(id)]! - 1;
+    return this.table[this.probe(id, 0)]! - 1;
+  }
+
+  /** As indexOf, for the id at src[at, at + 32). */
+  indexAt(src: Uint8Array, at: number): number {
+    return this.table[this.probe(src, at)]! - 1;
   }
 
   /** The id with entry number i (a view of the set's memory: copy it to keep it). */
@@ -51,23 +67,34 @@ export class IdSet {
   /** Adds id as entry number `size`; false if it was there already. */
   add(id: Uint8Array): boolean {
     if (id.length !== ID) throw new RangeError(`chunk ids are ${ID} bytes, got ${id.length}`);
-    const h = this.probe(id);
-    if (this.table[h] !== 0) return false;
+    return this.addAt(id, 0);
+  }
+
+  /** As add, for the id at src[at, at + 32) (no view to make per id when reading an index). */
+  addAt(src: Uint8Array, at: number): boolean {
+    if (at < 0 || at + ID > src.length) throw new RangeError(`no whole chunk id at ${at}`);
+    // probe(), inlined: this runs per entry when an index loads, before V8 optimises anything.
+    const mask = this.table.length - 1;
+    let h = ((src[at]! | (src[at + 1]! << 8) | (src[at + 2]! << 16) | (src[at + 3]! << 24)) >>> 0) & mask;
+    for (let e = this.table[h]!; e !== 0; e = this.table[h]!) {
+      if (this.ids.compare(src, at, at + ID, (e - 1) * ID, e * ID) === 0) return false;
+      h = (h + 1) & mask;
+    }
     if (this.count * ID === this.ids.length) {
       const bigger = Buffer.allocUnsafeSlow(this.ids.length * 2);
       this.ids.copy(bigger);
       this.ids = bigger;
     }
-    this.ids.set(id, this.count * ID);
+    this.ids.set(src.subarray(at, at + ID), this.count * ID);
     this.count++;
-    if (this.count * 2 > this.table.length) this.rehash();
+    if (this.count * 2 > this.table.length) this.rehash(this.table.length * 2);
     else this.table[h] = this.count;
     return true;
   }
 
-  /** Doubles the table and places every entry again (the newest included). */
-  private rehash(): void {
-    this.table = new Int32Array(this.table.length * 2);
-    for (let i = 0; i < this.count; i++) this.table[this.probe(this.ids.subarray(i * ID, (i + 1) * ID))] = i + 1;
+  /** Makes the table `size` slots and places every entry again (the newest included). */
+  private rehash(size: number): void {
+    this.table = new Int32Array(size);
+    for (let i = 0; i < this.count; i++) this.table[this.probe(this.ids, i * ID)] = i + 1;
   }
 }

@@ -8,7 +8,7 @@ import { CODEC_NONE, compress, decompress, hasZstd } from './codec.ts';
 import { keySealer, newMasterKey, type MasterKey, plainSealer, requirePassword, sha256, type ScryptParams, type Sealer } from './crypto.ts';
 import { ChunkIndex, type Located } from './chunk-index.ts';
 import { applyDelta } from './delta.ts';
-import { BLOB_DATA, BLOB_DELTA, decodeConfig, decodePackTrailer, encodeConfig, FORMAT_VERSION, KEYS, MAX_FRAME_RAW, type BlobEntry, type RepoConfigBody } from './format.ts';
+import { BLOB_DATA, BLOB_DELTA, decodeConfig, decodePackTrailer, encodeConfig, ENTRY_BYTES, FORMAT_VERSION, KEYS, MAX_FRAME_RAW, type BlobEntry, type RepoConfigBody } from './format.ts';
 import { addKey, unlockMasterKey } from './keys.ts';
 import type { RestorePoint, RestorePointInfo } from './types.ts';
 
@@ -141,7 +141,9 @@ export class Repository {
     this.indexCache ??= (async () => {
       const idx = new ChunkIndex();
       const names: string[] = [];
-      for await (const o of this.store.list(KEYS.indexPrefix)) names.push(o.key);
+      let bytes = 0;
+      for await (const o of this.store.list(KEYS.indexPrefix)) { names.push(o.key); bytes += o.size; }
+      idx.reserve(Math.ceil(bytes / ENTRY_BYTES)); // about one entry per ENTRY_BYTES stored
       await mapLimit(names, 8, async (name) => {
         const plain = await this.decodeDocument(name, await this.store.get(name));
         idx.addIndexObject(name, plain);

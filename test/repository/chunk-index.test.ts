@@ -37,6 +37,30 @@ test('chunk index: 100 000 ids through several rehashes, lookups, duplicates and
   assert.equal(idx.packs().length, 37);
 });
 
+test('chunk index: room reserved ahead (too little or too much) gives the same index; a pack whose entries are all known already is not listed', () => {
+  const packId = (n: number) => createHash('sha256').update(`pack ${n % 11}`).digest('hex');
+  const objects = Array.from({ length: 6 }, (_, o) => encodeIndex(Array.from({ length: 40 }, (_, k) => ({
+    packId: packId(o * 40 + k),
+    entries: Array.from({ length: 50 }, (_, e) => { const n = (o * 40 + k) * 50 + e; return { id: id(n), type: 0, codec: 1, offset: n * 7, length: 100 + (n % 9), rawOffset: 0, rawLength: 8192 }; }),
+  })), 1));
+  const build = (reserve?: number) => {
+    const idx = new ChunkIndex();
+    if (reserve !== undefined) idx.reserve(reserve);
+    objects.forEach((o, k) => idx.addIndexObject(`index/${k}`, o));
+    return [...idx.entries()].map((e) => ({ ...e, id: e.id.toString('hex') }));
+  };
+  const plain = build();
+  assert.equal(plain.length, 6 * 40 * 50);
+  assert.deepEqual(build(1000), plain);
+  assert.deepEqual(build(100_000), plain);
+  const idx = new ChunkIndex();
+  objects.forEach((o, k) => idx.addIndexObject(`index/${k}`, o));
+  const other = createHash('sha256').update('a pack holding copies only').digest('hex');
+  idx.addIndexObject('index/copies', encodeIndex([{ packId: other, entries: [{ id: id(3), type: 0, codec: 1, offset: 0, length: 10, rawOffset: 0, rawLength: 8192 }] }], 1));
+  assert.equal(idx.packs().includes(other), false);
+  assert.equal(idx.get(id(3))!.packId, packId(0));
+});
+
 test('chunk index: an index object read in place gives the entries decodeIndex gives; damage is named', () => {
   const packs: IndexPack[] = [0, 1, 2].map((p) => ({
     packId: createHash('sha256').update(`pack ${p}`).digest('hex'),

@@ -35,3 +35,29 @@ test('id set: 200 000 ids through several rehashes; duplicates refused; absent i
   const c = Buffer.from(id(N + 1)); s.add(c); c.fill(0);
   assert.equal(s.has(id(N + 1)), true);
 });
+
+test('id set: ids read in place from a larger buffer, and room reserved ahead, change nothing', () => {
+  const N = 20_000;
+  // Ids side by side at odd offsets, as in an index object (50-byte entries after a 9-byte header).
+  const buf = Buffer.alloc(9 + N * 50);
+  for (let n = 0; n < N; n++) id(n).copy(buf, 9 + n * 50);
+  const plain = new IdSet();
+  const reserved = new IdSet();
+  reserved.reserve(N / 4); // an estimate below the truth: it grows as usual past it
+  for (let n = 0; n < N; n++) {
+    assert.equal(plain.add(id(n)), true);
+    assert.equal(reserved.addAt(buf, 9 + n * 50), true, `id ${n} read in place is new`);
+    if (n === N / 2) reserved.reserve(4 * N); // a reserve once entries are in keeps them and their numbers
+  }
+  assert.equal(reserved.size, N);
+  for (let n = 0; n < N; n += 101) {
+    assert.equal(reserved.indexAt(buf, 9 + n * 50), n);
+    assert.equal(reserved.indexOf(id(n)), plain.indexOf(id(n)));
+    assert.ok(reserved.at(n).equals(id(n)));
+  }
+  assert.equal(reserved.addAt(buf, 9 + 7 * 50), false, 'an id already there, read in place, is not added again');
+  assert.equal(reserved.indexAt(Buffer.concat([Buffer.alloc(3), id(N)]), 3), -1);
+  assert.throws(() => reserved.addAt(buf, buf.length - 31), RangeError, 'no whole id at the end of the buffer');
+  buf.fill(0); // the set keeps copies, not views of the buffer it read
+  assert.equal(reserved.has(id(N - 1)), true);
+});
