@@ -6,7 +6,6 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { CosmosBackupError } from '../../shared/errors.ts';
-import { queueNames, WorkerIdSchema } from '../../shared/protocol/messages.ts';
 import {
   HEARTBEAT_INTERVAL_SECONDS, MAX_DEQUEUE_COUNT, PROGRESS_MIN_INTERVAL_SECONDS, VISIBILITY_RENEW_SECONDS, VISIBILITY_TIMEOUT_SECONDS,
 } from '../../shared/protocol/constants.ts';
@@ -105,6 +104,8 @@ export function registerWorkerCommand(program: Command): void {
     .action(async (o: WorkerCliOptions) => {
       const workerId = o.workerId ?? process.env.COSMOS_BACKUP_WORKER_ID;
       if (!workerId) throw bad('no worker id: give --worker-id or set COSMOS_BACKUP_WORKER_ID');
+      // The message schemas (zod) are loaded here, not by every command at start-up.
+      const { queueNames, WorkerIdSchema } = await import('../../shared/protocol/messages.ts');
       if (!WorkerIdSchema.safeParse(workerId).success) throw bad(`invalid worker id "${workerId.slice(0, 60)}": lowercase letters, digits and single hyphens, at most 40 characters`);
       const macKey = readMacKey(o);
       const maxDequeue = Number(o.maxDequeue);

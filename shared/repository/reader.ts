@@ -11,6 +11,9 @@ import type { Repository } from './repository.ts';
 import type { ManifestObject, RestorePoint, RestorePointReader } from './types.ts';
 
 const BATCH_BYTES = 4 * 1024 * 1024; // plaintext per read-ahead batch
+/** The first batch is smaller, and each next one twice the last up to BATCH_BYTES: the first bytes
+ * go out (to a COPY, a file) after one small read instead of a whole batch's. */
+const FIRST_BATCH_BYTES = 256 * 1024;
 const MAX_RANGE = 4 * 1024 * 1024; // largest single ranged read
 const RANGES_IN_FLIGHT = 4;
 
@@ -146,6 +149,7 @@ export async function* readObjectChunks(repo: Repository, obj: ManifestObject): 
   let size = 0;
   let batch: Located[] = [];
   let batchBytes = 0;
+  let limit = FIRST_BATCH_BYTES;
   let pending: Promise<Buffer[]> | undefined;
   const name = `${obj.name} (object of a restore point)`;
   async function* drain(p: Promise<Buffer[]>): AsyncGenerator<Buffer> {
@@ -160,7 +164,8 @@ export async function* readObjectChunks(repo: Repository, obj: ManifestObject): 
     if (!loc) throw new CorruptObjectError(name, `chunk ${id.toString('hex')} is not in the index (missing data)`);
     batch.push(loc);
     batchBytes += loc.delta?.size ?? loc.rawLength;
-    if (batchBytes >= BATCH_BYTES) {
+    if (batchBytes >= limit) {
+      limit = Math.min(2 * limit, BATCH_BYTES);
       const started = fetchBatch(repo, batch);
       started.catch(() => undefined);
       if (pending) yield* drain(pending);

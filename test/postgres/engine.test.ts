@@ -3,13 +3,14 @@
 // large objects. Also the exported SQL script loaded with psql alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, createWriteStream } from 'node:fs';
+import { rmSync, createWriteStream, readFileSync, writeFileSync } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import path from 'node:path';
 import { usePostgres, createTestDatabase, type PostgresServer } from '../support/postgres.ts';
 import { openStore } from '../../shared/storage/open.ts';
 import { Repository } from '../../shared/repository/repository.ts';
 import { openRestorePoint } from '../../shared/repository/reader.ts';
+import { KEYS } from '../../shared/repository/format.ts';
 import { verifyRepository } from '../../shared/repository/verify.ts';
 import { backupPostgres } from '../../agent/engines/postgres/backup.ts';
 import { restorePostgres, loadSchema } from '../../agent/engines/postgres/restore.ts';
@@ -106,6 +107,42 @@ test('an unchanged second backup adds almost nothing; restore refuses a non-empt
   await assert.rejects(restorePostgres(repo, second.id, resolveTarget(server.url(src))), (e: any) => e.code === 'TARGET_NOT_EMPTY' && /--clean/.test(e.message));
   const res = await restorePostgres(repo, second.id, resolveTarget(server.url(src)), { clean: true });
   assert.equal(res.database, src);
+});
+
+test('a restore point whose schema cannot be read: the restore stops, the database it had created meanwhile is gone, an existing empty target stays', async () => {
+  const server = await usePostgres();
+  const src = await createTestDatabase(server, 'engine_badschema');
+  const c = await connect(server, src);
+  await c.query(`CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 1000) i;`);
+  await c.end();
+  const dir = tempDir('cb-pg-');
+  const repo = await Repository.init(await openStore(dir, { create: true }), {});
+  const rp = await backupPostgres(repo, resolveTarget(server.url(src)));
+  // Damage the frame holding the schema object's chunk.
+  const schemaObj = rp.objects.find((o) => o.kind === 'schema')!;
+  const index = await repo.loadIndex();
+  for await (const id of repo.objectChunkIds(schemaObj.list)) {
+    const loc = index.get(id)!;
+    const file = path.join(dir, KEYS.pack(loc.packId));
+    const bytes = readFileSync(file);
+    bytes[loc.offset + (loc.length >> 1)] ^= 0xff;
+    writeFileSync(file, bytes);
+  }
+  const damaged = await Repository.open(await openStore(dir));
+  const exists = async (db: string) => {
+    const a = await connect(server, 'postgres');
+    try { return (await a.query('SELECT 1 FROM pg_database WHERE datname = $1', [db])).rowCount === 1; } finally { await a.end(); }
+  };
+
+  const fresh = `${src}_new`;
+  await assert.rejects(restorePostgres(damaged, rp.id, resolveTarget(server.url(fresh))), (e: any) => e.code === 'CORRUPT_OBJECT');
+  assert.equal(await exists(fresh), false, 'the database created while the schema loaded is dropped again');
+
+  const empty = await createTestDatabase(server, 'engine_badschema_empty');
+  await assert.rejects(restorePostgres(damaged, rp.id, resolveTarget(server.url(empty))), (e: any) => e.code === 'CORRUPT_OBJECT');
+  assert.equal(await exists(empty), true, 'a target that existed before is left alone');
+
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('consistency: writes committed during a backup are entirely in or entirely out of the restore point', async () => {

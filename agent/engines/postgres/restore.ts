@@ -8,7 +8,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { CosmosBackupError } from '../../../shared/errors.ts';
 import type { Repository } from '../../../shared/repository/repository.ts';
 import { openRestorePoint } from '../../../shared/repository/reader.ts';
-import type { ManifestObject, RestorePointReader } from '../../../shared/repository/types.ts';
+import type { ManifestObject, RestorePoint, RestorePointReader } from '../../../shared/repository/types.ts';
 import { applyItems, prepareSession, sequenceValuesSql } from './apply.ts';
 import { ENGINE, SCHEMA_OBJECT } from './backup.ts';
 import { connect, quoteIdent, withDatabase, type PgTarget } from './connection.ts';
@@ -46,9 +46,13 @@ export interface PgRestoreResult {
   warnings: string[];
 }
 
+function checkEngine(rp: RestorePoint): void {
+  if (rp.engine !== ENGINE) throw new CosmosBackupError('INVALID_ARGUMENT', `restore point ${rp.id.slice(0, 12)} is a ${rp.engine} backup, not a PostgreSQL one`);
+}
+
 export async function loadSchema(reader: RestorePointReader): Promise<SchemaDocument> {
   const rp = reader.restorePoint;
-  if (rp.engine !== ENGINE) throw new CosmosBackupError('INVALID_ARGUMENT', `restore point ${rp.id.slice(0, 12)} is a ${rp.engine} backup, not a PostgreSQL one`);
+  checkEngine(rp);
   const obj = rp.objects.find((o) => o.name === SCHEMA_OBJECT);
   if (!obj) throw new CosmosBackupError('CORRUPT_OBJECT', `restore point ${rp.id.slice(0, 12)} has no schema object`);
   return JSON.parse((await reader.readObject(obj)).toString('utf8')) as SchemaDocument;
@@ -66,11 +70,29 @@ async function isEmpty(client: pg.Client): Promise<boolean> {
   return Number(r.rows[0]!.n) === 0;
 }
 
-async function prepareDatabase(target: PgTarget, doc: SchemaDocument, clean: boolean, warn: (m: string) => void): Promise<void> {
-  const admin = await connect(withDatabase(target, 'postgres'), 'cosmos-backup restore').catch(async (e: unknown) => {
+/** What CREATE DATABASE takes from the source: the manifest and the schema document both record it. */
+interface DatabaseFacts { encoding: string; collate: string; ctype: string }
+
+function databaseFacts(server: Record<string, unknown> | undefined): DatabaseFacts | undefined {
+  const { encoding, collate, ctype } = server ?? {};
+  return typeof encoding === 'string' && typeof collate === 'string' && typeof ctype === 'string' ? { encoding, collate, ctype } : undefined;
+}
+
+/** A connection to the server's maintenance database (postgres, else template1). */
+async function adminConnection(target: PgTarget): Promise<pg.Client> {
+  return connect(withDatabase(target, 'postgres'), 'cosmos-backup restore').catch(async (e: unknown) => {
     if ((e as CosmosBackupError).code === 'DATABASE_ERROR') return connect(withDatabase(target, 'template1'), 'cosmos-backup restore');
     throw e;
   });
+}
+
+/**
+ * Creates the target database if it does not exist (or drops and re-creates it with `clean`);
+ * returns whether it created one. `onWaiting` is called once nothing is left but to wait for
+ * the server (CREATE DATABASE sent, or nothing to create).
+ */
+async function prepareDatabase(target: PgTarget, facts: DatabaseFacts, clean: boolean, warn: (m: string) => void, onWaiting?: () => void): Promise<boolean> {
+  const admin = await adminConnection(target);
   try {
     const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [target.database])).rowCount! > 0;
     if (exists && clean) {
@@ -82,16 +104,19 @@ async function prepareDatabase(target: PgTarget, doc: SchemaDocument, clean: boo
           throw new CosmosBackupError('TARGET_NOT_EMPTY', `target database "${target.database}" on ${target.label} is not empty: restore into a new database name (--database NEW) or pass --clean to drop and re-create it`);
         }
       } finally { await c.end(); }
-      return;
+      return false;
     }
-    const enc = doc.server.encoding;
+    const enc = facts.encoding;
     try {
-      await admin.query(`CREATE DATABASE ${quoteIdent(target.database)} TEMPLATE template0 ENCODING '${enc}' LC_COLLATE '${doc.server.collate.replace(/'/g, "''")}' LC_CTYPE '${doc.server.ctype.replace(/'/g, "''")}'`);
+      const creating = admin.query(`CREATE DATABASE ${quoteIdent(target.database)} TEMPLATE template0 ENCODING '${enc}' LC_COLLATE '${facts.collate.replace(/'/g, "''")}' LC_CTYPE '${facts.ctype.replace(/'/g, "''")}'`);
+      onWaiting?.();
+      await creating;
     } catch (e) {
       if ((e as { code?: string }).code !== '22023' && (e as { code?: string }).code !== '42809') throw e;
-      warn(`the target server lacks collation ${doc.server.collate}; database created with its default locale`);
+      warn(`the target server lacks collation ${facts.collate}; database created with its default locale`);
       await admin.query(`CREATE DATABASE ${quoteIdent(target.database)} TEMPLATE template0 ENCODING '${enc}'`);
     }
+    return true;
   } catch (e) {
     if (e instanceof CosmosBackupError) throw e;
     throw new CosmosBackupError('DATABASE_ERROR', `preparing target database "${target.database}" on ${target.label} failed: ${(e as Error).message}`, { cause: e });
@@ -100,26 +125,88 @@ async function prepareDatabase(target: PgTarget, doc: SchemaDocument, clean: boo
   }
 }
 
+/** Drops a database this restore created and has not written to; best effort (the caller reports why it stopped). */
+async function dropCreated(target: PgTarget): Promise<void> {
+  const admin = await adminConnection(target).catch(() => undefined);
+  if (!admin) return;
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(target.database)}`);
+  } catch { /* left empty: the user can drop it */ } finally {
+    await admin.end();
+  }
+}
+
+/** n connections to the target, opened at once; the extra ones ready for COPY. All or none. */
+async function openConnections(target: PgTarget, n: number): Promise<pg.Client[]> {
+  const opened = await Promise.allSettled(Array.from({ length: n }, async (_, i) => {
+    const c = await connect(target, i === 0 ? 'cosmos-backup restore' : `cosmos-backup restore ${i + 1}`);
+    if (i > 0) await prepareSession(c).catch(async (e: unknown) => { await c.end(); throw e; });
+    return c;
+  }));
+  const failed = opened.find((r) => r.status === 'rejected');
+  const conns = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  if (failed) {
+    await Promise.allSettled(conns.map((c) => c.end()));
+    throw failed.reason;
+  }
+  return conns;
+}
+
 export async function restorePostgres(repo: Repository, restorePointId: string, target: PgTarget, opts: PgRestoreOptions = {}): Promise<PgRestoreResult> {
   const reader = await openRestorePoint(repo, restorePointId);
-  const whole = await loadSchema(reader);
+  checkEngine(reader.restorePoint);
   const warnings: string[] = [];
   const warn = (m: string) => { warnings.push(m); opts.onWarning?.(m); };
+  const parallel = Math.max(1, Math.min(opts.parallel ?? 2, 32));
+  const isData = (o: ManifestObject) => o.kind === 'table-data';
+  const connections = (dataObjects: number) => Math.max(1, Math.min(parallel, dataObjects));
+
+  // Without a subset or --clean, nothing done to the target depends on the schema document: the
+  // database is created from the facts the manifest records while the index and the schema
+  // load (most of a restore's start-up), and the connections are opened. If the
+  // schema then cannot be read, the database this created is dropped again, as if never made.
+  // A subset is chosen first so that a wrong name changes nothing; --clean drops the old
+  // database only once the restore point has been read.
+  const facts = opts.subset || opts.clean ? undefined : databaseFacts(reader.restorePoint.server);
+  let waiting = () => {};
+  const sent = new Promise<void>((resolve) => { waiting = resolve; });
+  const early = facts && (async () => {
+    try {
+      const created = await prepareDatabase(target, facts, false, warn, waiting);
+      return { created, conns: await openConnections(target, connections(reader.restorePoint.objects.filter(isData).length)) };
+    } finally { waiting(); }
+  })();
+  early?.catch(() => undefined);
+  let whole: SchemaDocument;
+  try {
+    // Loading the index keeps this thread busy: the server gets CREATE DATABASE first.
+    if (early) await sent;
+    whole = await loadSchema(reader);
+  } catch (e) {
+    const set = await early?.catch(() => undefined);
+    if (set) {
+      await Promise.allSettled(set.conns.map((c) => c.end()));
+      if (set.created) await dropCreated(target);
+    }
+    throw e;
+  }
   // Chosen before the target is touched, so that a wrong name changes nothing.
   const subset = opts.subset ? selectSubset(whole, opts.subset, warn, reader.restorePoint.id.slice(0, 12)) : undefined;
   const doc = subset?.doc ?? whole;
-  await prepareDatabase(target, doc, !!opts.clean, warn);
-
-  const dataObjects = reader.restorePoint.objects.filter((o) => o.kind === 'table-data'
+  const dataObjects = reader.restorePoint.objects.filter((o) => isData(o)
     && (!subset || subset.tables.has(relationKey((o.meta as { schema: string }).schema, (o.meta as { table: string }).table))));
+  const conns = early ? (await early).conns : await (async () => {
+    await prepareDatabase(target, doc.server, !!opts.clean, warn);
+    return openConnections(target, connections(dataObjects.length));
+  })();
+  const main = conns[0]!;
+
   const loObjects = reader.restorePoint.objects.filter((o) => o.kind === 'large-object');
   const totalBytes = dataObjects.reduce((s, o) => s + o.size, 0);
   let bytes = 0;
   const counts: Record<string, number> = {};
   const report = (phase: string) => opts.onProgress?.({ phase, bytes, totalBytes });
 
-  const main = await connect(target, 'cosmos-backup restore');
-  const extra: pg.Client[] = [];
   try {
     report('schema');
     await applyItems(main, doc.items, { section: 'pre-data', noOwner: opts.noOwner, noPrivileges: opts.noPrivileges, onWarning: warn });
@@ -142,14 +229,6 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
     }
 
     report('data');
-    const parallel = Math.max(1, Math.min(opts.parallel ?? 2, 32));
-    const conns = [main];
-    for (let i = 1; i < Math.min(parallel, dataObjects.length); i++) {
-      const c = await connect(target, `cosmos-backup restore ${i + 1}`);
-      await prepareSession(c);
-      extra.push(c);
-      conns.push(c);
-    }
     // One job per table, biggest first; a table's parts load in order on one connection, so
     // the restored heap keeps the source's row order (index correlation, BRIN ranges). With
     // parallelParts a split table's parts are jobs of their own (speed over row order).
@@ -203,7 +282,7 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
     throw new CosmosBackupError(e instanceof CosmosBackupError ? e.code : 'DATABASE_ERROR',
       `${why} — database "${target.database}" on ${target.label} is left partly restored; drop it (DROP DATABASE ${quoteIdent(target.database)}) or restore again with --clean`, { cause: e });
   } finally {
-    await Promise.allSettled([main, ...extra].map((c) => c.end()));
+    await Promise.allSettled(conns.map((c) => c.end()));
   }
 }
 
