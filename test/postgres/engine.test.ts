@@ -29,6 +29,15 @@ async function fixtureDb(server: PostgresServer): Promise<string> {
   return db;
 }
 
+/** A new database with one table t of `rows` rows. */
+async function oneTableDb(server: PostgresServer, prefix: string, rows: number): Promise<string> {
+  const db = await createTestDatabase(server, prefix);
+  const c = await connect(server, db);
+  await c.query(`CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, ${rows}) i;`);
+  await c.end();
+  return db;
+}
+
 async function facts(server: PostgresServer, db: string) {
   const c = await connect(server, db);
   try {
@@ -96,10 +105,7 @@ test('rich database: backup, restore into a new database, identical schema dump,
 
 test('an unchanged second backup adds almost nothing; restore refuses a non-empty target without --clean', async () => {
   const server = await usePostgres();
-  const src = await createTestDatabase(server, 'engine_dedup');
-  const c = await connect(server, src);
-  await c.query(`CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 50000) i;`);
-  await c.end();
+  const src = await oneTableDb(server, 'engine_dedup', 50000);
   const repo = await Repository.init(await openStore(tempDir('cb-pg-'), { create: true }), {});
   const first = await backupPostgres(repo, resolveTarget(server.url(src)));
   const second = await backupPostgres(repo, resolveTarget(server.url(src)));
@@ -111,10 +117,7 @@ test('an unchanged second backup adds almost nothing; restore refuses a non-empt
 
 test('a restore point whose schema cannot be read: the restore stops, the database it had created meanwhile is gone, an existing empty target stays', async () => {
   const server = await usePostgres();
-  const src = await createTestDatabase(server, 'engine_badschema');
-  const c = await connect(server, src);
-  await c.query(`CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT i, md5(i::text) FROM generate_series(1, 1000) i;`);
-  await c.end();
+  const src = await oneTableDb(server, 'engine_badschema', 1000);
   const dir = tempDir('cb-pg-');
   const repo = await Repository.init(await openStore(dir, { create: true }), {});
   const rp = await backupPostgres(repo, resolveTarget(server.url(src)));
