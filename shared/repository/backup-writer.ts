@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { Writable } from 'node:stream';
 import { CorruptObjectError, CosmosBackupError } from '../errors.ts';
+import { BufferPool } from '../buffer-pool.ts';
 import { Chunker } from './chunker.ts';
 import { compactBases, diffChunk, MAX_DELTA_BASES } from './delta.ts';
 import { FrameCache } from './frame-cache.ts';
@@ -89,10 +90,9 @@ class RepoBackupWriter implements BackupWriter {
   readonly parentObjects = new Map<string, ManifestObject>();
   readonly bases: FrameCache;
   private lastProgress = 0;
-  /** the pooled frame buffers' size: a frame is flushed once it reaches FRAME_TARGET, so it
-   * never needs more (a chunk list, alone in its frame, is at most FRAME_TARGET) */
-  readonly frameBufferSize: number;
-  private readonly framePool: Buffer[] = [];
+  /** frame buffers: a frame is flushed once it reaches FRAME_TARGET, so it never needs more
+   * than FRAME_TARGET plus one chunk (a chunk list, alone in its frame, is at most FRAME_TARGET) */
+  private readonly framePool: BufferPool;
 
   constructor(repo: Repository, index: ChunkIndex, lock: RepoLock, opts: StartBackupOptions, parent: RestorePoint | null) {
     this.repo = repo;
@@ -101,7 +101,7 @@ class RepoBackupWriter implements BackupWriter {
     this.bases = new FrameCache(repo);
     this.lock = lock;
     this.opts = opts;
-    this.frameBufferSize = FRAME_TARGET + repo.chunker.maxSize;
+    this.framePool = new BufferPool(FRAME_TARGET + repo.chunker.maxSize, FRAME_POOL_MAX);
     this.uploader = new PackUploader({
       store: repo.store, sealer: repo.sealer, packSize: repo.config.packSize, maxUploads: opts.maxUploads ?? 3,
       onStored: (pack, bytes) => {
@@ -186,7 +186,7 @@ class RepoBackupWriter implements BackupWriter {
   }
 
   private releaseFrame(b: Buffer): void {
-    if (b.buffer.byteLength === this.frameBufferSize && this.framePool.length < FRAME_POOL_MAX) this.framePool.push(Buffer.from(b.buffer, 0, this.frameBufferSize));
+    this.framePool.give(b);
   }
 
   checkOpen(): void {
@@ -277,9 +277,10 @@ class RepoBackupWriter implements BackupWriter {
    * A buffer for one frame's plaintext, reused from frames already compressed: one allocation
    * fewer per frame, part of what halved the backup's major GCs (docs/PERFORMANCE.md).
    */
+  get frameBufferSize(): number { return this.framePool.size; }
+
   frameBuffer(size: number): Buffer {
-    if (size > this.frameBufferSize) return Buffer.allocUnsafeSlow(size);
-    return (this.framePool.pop() ?? Buffer.allocUnsafeSlow(this.frameBufferSize)).subarray(0, size);
+    return this.framePool.take(size).subarray(0, size);
   }
 
   /**

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { ObjectStore } from '../storage/types.ts';
 import type { Sealer } from './crypto.ts';
+import { BufferPool } from '../buffer-pool.ts';
 import { encodePackTrailer, KEYS, type BlobEntry, type DeltaInfo, type IndexPack } from './format.ts';
 
 /**
@@ -54,24 +55,6 @@ export class PackBuilder {
     this.buf = undefined;
     const id = createHash('sha256').update(bytes).digest('hex');
     return { id, bytes, entries: this.entries, release: () => this.pool.give(buf) };
-  }
-}
-
-/** Reused pack buffers of one size (packSize plus room for a frame and the trailer). */
-export class BufferPool {
-  readonly size: number;
-  private readonly free: Buffer[] = [];
-  private readonly max: number;
-
-  constructor(size: number, max: number) { this.size = size; this.max = max; }
-
-  take(min: number): Buffer {
-    if (min > this.size) return Buffer.allocUnsafeSlow(min);
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
-  }
-
-  give(b: Buffer): void {
-    if (b.length === this.size && this.free.length < this.max) this.free.push(b);
   }
 }
 

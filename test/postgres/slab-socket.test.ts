@@ -85,7 +85,7 @@ for (const [name, server, query] of [['plain (slabs)', plain, ''], ['TLS', tls, 
       assert.equal(h.digest('hex'), want.sha, 'byte for byte');
       if (reader) {
         // hundreds of reads went through; at most 16 slabs are out at once, plus one spare
-        assert.ok(reader.allocated > 1 && reader.allocated <= 17, `slabs allocated: ${reader.allocated}`);
+        assert.ok(reader.slabs.allocated > 1 && reader.slabs.allocated <= 17, `slabs allocated: ${reader.slabs.allocated}`);
       }
     } finally {
       await client.end();

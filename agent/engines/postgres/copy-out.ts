@@ -105,7 +105,7 @@ export class CopyOut implements pg.Submittable {
   private reader: SlabReader | undefined;
   private pgListener: ((b: Buffer) => void) | undefined;
   private readonly onData = (b: Buffer) => { if (!this.receive(b, undefined)) this.connection!.stream.pause(); };
-  private readonly onSinkError = (e: Error) => this.fail(e);
+  private readonly onSinkError = (e: Error) => this.settle(e);
   private settled = false;
   private paused = false;
   private waitingDrain = false;
@@ -157,7 +157,7 @@ export class CopyOut implements pg.Submittable {
     } catch (e) {
       release?.();
       this.detach(undefined);
-      this.fail(e);
+      this.settle(e);
       return true;
     }
     if (r.length > 0) this.sink.write(b.subarray(0, r.length), release);
@@ -165,7 +165,7 @@ export class CopyOut implements pg.Submittable {
     if (r.rest !== undefined) {
       // pg's parser may keep the bytes it is given: never a slab, which goes back to the pool.
       this.detach(slab && r.rest.length ? Buffer.from(r.rest) : r.rest);
-      if (!r.error) this.finish();
+      if (!r.error) this.settle();
       return true;
     }
     if (this.sink.writableNeedDrain || this.reader?.full) {
@@ -197,24 +197,19 @@ export class CopyOut implements pg.Submittable {
     if (rest?.length) this.connection!.stream.emit('data', rest);
   }
 
-  private finish(): void {
+  /** Settles `done` once: resolved at CopyDone, rejected with the first error. */
+  private settle(error?: unknown): void {
     if (this.settled) return;
     this.settled = true;
     this.sink.off('error', this.onSinkError);
-    this.resolve();
-  }
-
-  private fail(e: unknown): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.sink.off('error', this.onSinkError);
-    this.reject(e);
+    if (error === undefined) this.resolve();
+    else this.reject(error);
   }
 
   // pg calls these as for any query.
   handleError(err: Error): void {
     if (this.reader) this.reader.route = undefined;
-    this.fail(err);
+    this.settle(err);
   }
   handleCommandComplete(): void { /* the COPY ended at CopyDone; nothing reads the row count */ }
   handleReadyForQuery(): void { /* likewise */ }

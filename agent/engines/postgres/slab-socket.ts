@@ -6,6 +6,7 @@
 // rest of the time every read is copied into a buffer of its own for pg, whose parser keeps
 // references to partial messages.
 import net from 'node:net';
+import { BufferPool } from '../../../shared/buffer-pool.ts';
 
 const SLAB = 64 * 1024;
 /** Slabs out at once (the one waiting for the next read included) before a COPY pauses the
@@ -22,10 +23,9 @@ export class SlabReader {
   readonly socket: net.Socket;
   /** set while a COPY owns the connection */
   route: SlabRoute | undefined;
-  /** slabs this socket has allocated in all: at most MAX_OUT + 1 (bounded memory) */
-  allocated = 0;
+  /** the socket's slabs: at most MAX_OUT + 1 are ever allocated (bounded memory) */
+  readonly slabs = new BufferPool(SLAB, MAX_OUT + 1);
   private out = 0;
-  private readonly free: Buffer[] = [];
 
   constructor() {
     this.socket = new net.Socket({ onread: { buffer: () => this.take(), callback: (n, buf) => this.read(n, buf as Buffer) } });
@@ -39,16 +39,13 @@ export class SlabReader {
 
   private take(): Buffer {
     this.out++;
-    const slab = this.free.pop();
-    if (slab) return slab;
-    this.allocated++;
-    return Buffer.allocUnsafeSlow(SLAB);
+    return this.slabs.take();
   }
 
   /** Gives a slab back once nothing refers to its bytes any more. */
   release(slab: Buffer): void {
     this.out--;
-    this.free.push(slab);
+    this.slabs.give(slab);
   }
 
   private read(n: number, slab: Buffer): boolean {
