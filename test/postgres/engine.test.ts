@@ -76,6 +76,10 @@ test('rich database: backup, restore into a new database, identical schema dump,
   assert.ok(rp.objects.filter((o) => o.name.includes('"select"')).length > 1, 'the big table was split');
   assert.match(String(rp.server.version), /1[5-9]\.\d+/);
   assert.ok(!JSON.stringify(rp).includes(server.password), 'no password in the manifest');
+  // Tables of built-in types only go out as binary COPY; one with an array column as text.
+  const format = (schema: string, table: string) => rp.objects.filter((o) => o.meta?.schema === schema && o.meta?.table === table).map((o) => o.meta?.format ?? 'text');
+  assert.deepEqual([...new Set(format('app', 'serials'))], ['binary']);
+  assert.deepEqual([...new Set(format('Data Edge', 'select'))], ['text']);
 
   const dst = `engine_dst_${Date.now()}`;
   const res = await restorePostgres(repo, rp.id, resolveTarget(server.url(dst)), { parallel: 3 });
@@ -222,4 +226,36 @@ test('restore loads rows frozen and in their source order, also for a table back
     assert.ok(Number(vm.pages) > 10, 'several pages');
     assert.equal(Number(vm.all_frozen), Number(vm.pages), 'every page is all-frozen after COPY FREEZE');
   } finally { await r.end(); }
+});
+
+test('a source with other output defaults (DateStyle SQL, DMY; sql_standard intervals; rounded floats) restores exactly into a target with yet others', async () => {
+  const server = await usePostgres();
+  const src = await createTestDatabase(server, 'engine_styles');
+  const c = await connect(server, src);
+  // Arrays and intervals go out as COPY text, and a date constant sits in a column default.
+  await c.query(`ALTER DATABASE ${src} SET DateStyle = 'SQL, DMY'; ALTER DATABASE ${src} SET IntervalStyle = sql_standard; ALTER DATABASE ${src} SET extra_float_digits = -15;
+    CREATE TABLE t (id int PRIMARY KEY, days date[], f float8[], span interval, since date DEFAULT '2026-03-04');
+    INSERT INTO t VALUES (1, ARRAY['2026-03-04'::date, '1999-12-31'], ARRAY[0.1::float8 + 0.2, 1e-300], '1 year 2 months -3 days 04:05:06.7', DEFAULT),
+                         (2, ARRAY['2001-02-03'::date], ARRAY[pi()], '-1 day +02:00:00', '0044-03-15 BC')`);
+  await c.end();
+  const dst = await createTestDatabase(server, 'engine_styles_dst');
+  const d = await connect(server, dst);
+  await d.query(`ALTER DATABASE ${dst} SET DateStyle = 'SQL, MDY'; ALTER DATABASE ${dst} SET extra_float_digits = 0`);
+  await d.end();
+  const repo = await Repository.init(await openStore(tempDir('cb-pg-'), { create: true }), {});
+  const rp = await backupPostgres(repo, resolveTarget(server.url(src)));
+  await restorePostgres(repo, rp.id, resolveTarget(server.url(dst)));
+  const rows = async (db: string) => {
+    const k = await connect(server, db);
+    try {
+      await k.query(`SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3`);
+      return (await k.query(`SELECT string_agg(x::text, ' | ' ORDER BY id) AS s FROM t x`)).rows[0].s as string;
+    } finally { await k.end(); }
+  };
+  const expected = await rows(src);
+  assert.match(expected, /2026-03-04.*0\.30000000000000004/, 'the fixture holds what the defaults would mangle');
+  assert.equal(await rows(dst), expected);
+  const a = normalizeDump(await pgDump(server, src, SCHEMA_ONLY));
+  const b = normalizeDump(await pgDump(server, dst, SCHEMA_ONLY));
+  if (a !== b) assert.fail(`pg_dump --schema-only differs:\n${await textDiff(a, b)}`);
 });

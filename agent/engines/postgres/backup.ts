@@ -8,9 +8,10 @@ import type { Repository } from '../../../shared/repository/repository.ts';
 import { startBackup } from '../../../shared/repository/backup-writer.ts';
 import type { BackupWriter, ProgressFn, RestorePoint } from '../../../shared/repository/types.ts';
 import { lockRelations, readSchema } from './catalog.ts';
-import type { SchemaDocument, TableInfo } from './schema-types.ts';
+import type { SchemaDocument, TableDataMeta, TableInfo } from './schema-types.ts';
 import { connect, quoteIdent, type PgTarget } from './connection.ts';
 import { CopyOut } from './copy-out.ts';
+import { binaryCopyTypes } from './binary-copy.ts';
 
 export const ENGINE = 'postgres';
 export const SCHEMA_OBJECT = 'schema.json';
@@ -61,14 +62,16 @@ export function planParts(tables: (TableInfo & { blocks?: number })[], splitByte
   return parts.sort((a, b) => b.weight - a.weight).map(({ weight: _w, ...p }) => p);
 }
 
-export function copyOutSql(p: TablePart): string {
+/** The COPY that reads a part: binary when every column's type allows it (binary-copy.ts). */
+export function copyOutSql(p: TablePart, binary = false): string {
   const t = p.table;
   const rel = `${quoteIdent(t.schema)}.${quoteIdent(t.name)}`;
   const cols = t.columns.map(quoteIdent).join(', ');
-  if (p.from === undefined) return t.columns.length ? `COPY ${rel} (${cols}) TO STDOUT` : `COPY ${rel} TO STDOUT`;
+  const format = binary ? ' (FORMAT binary)' : '';
+  if (p.from === undefined) return t.columns.length ? `COPY ${rel} (${cols}) TO STDOUT${format}` : `COPY ${rel} TO STDOUT${format}`;
   const where = `ctid >= '(${p.from},0)'::tid${p.to !== undefined ? ` AND ctid < '(${p.to},0)'::tid` : ''}`;
   // ONLY: inheritance children are parts of their own.
-  return `COPY (SELECT ${t.columns.length ? cols : '*'} FROM ONLY ${rel} WHERE ${where}) TO STDOUT`;
+  return `COPY (SELECT ${t.columns.length ? cols : '*'} FROM ONLY ${rel} WHERE ${where}) TO STDOUT${format}`;
 }
 
 function tableError(t: TableInfo, e: unknown): CosmosBackupError {
@@ -80,7 +83,14 @@ function tableError(t: TableInfo, e: unknown): CosmosBackupError {
   return new CosmosBackupError('DATABASE_ERROR', `reading table ${name} failed: ${err.message ?? String(e)}`, { cause: e });
 }
 
+/** Output settings every backup session pins, as pg_dump does: COPY text and the constants in
+ * catalog definitions then read the same on any target, whatever the source's defaults (a
+ * DateStyle of 'SQL, DMY' would otherwise give dates a target reads with days and months swapped,
+ * and a low extra_float_digits would round floats). */
+const OUTPUT_SETTINGS = `SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3`;
+
 async function beginSnapshot(client: pg.Client, snapshot?: string): Promise<void> {
+  await client.query(OUTPUT_SETTINGS);
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
   if (snapshot) await client.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, "''")}'`);
 }
@@ -126,9 +136,14 @@ export async function backupPostgres(repo: Repository, target: PgTarget, opts: P
     const queue = [...parts];
     const runWorker = async (client: pg.Client) => {
       for (let p = queue.shift(); p; p = queue.shift()) {
-        const out = w.createObject(p.object, 'table-data', { schema: p.table.schema, table: p.table.name, columns: p.table.columns, from: p.from, to: p.to });
+        const types = binaryCopyTypes(p.table.columnTypes, p.table.columns.length);
+        const meta: TableDataMeta = {
+          schema: p.table.schema, table: p.table.name, columns: p.table.columns, from: p.from, to: p.to,
+          ...(types ? { format: 'binary', types } : {}),
+        };
+        const out = w.createObject(p.object, 'table-data', meta);
         try {
-          const copy = new CopyOut(copyOutSql(p), out);
+          const copy = new CopyOut(copyOutSql(p, types !== undefined), out);
           client.query(copy);
           await copy.done;
           out.end();

@@ -334,7 +334,7 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
   const relOids = relRows.filter((r) => r.relkind !== 'S').map((r) => Number(r.oid));
 
   const columns = new Map<number, Record<string, any>[]>();
-  for (const r of await q(`SELECT a.attrelid, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull,
+  for (const r of await q(`SELECT a.attrelid, a.attnum, a.attname, a.atttypid::int AS typid, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull,
       a.attislocal, a.attgenerated, a.attidentity, d.oid AS defoid, pg_get_expr(d.adbin, d.adrelid) AS defexpr,
       CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN ${COLL_NAME('a.attcollation')} END AS collation,
       a.attstorage, t.typstorage, a.attcompression, a.attstattarget, a.attoptions,
@@ -503,6 +503,7 @@ export async function readWith(q: QueryFn, opts: ReadSchemaOptions = {}): Promis
       const info: TableInfo = {
         schema: r.nspname, name: r.relname, oid, relkind: r.relkind as RelKind,
         columns: cols.filter((c) => c.attgenerated !== 's').map((c) => c.attname as string),
+        columnTypes: cols.filter((c) => c.attgenerated !== 's').map((c) => Number(c.typid)),
         hasData: r.relkind === 'r', estimatedBytes: Number(r.size),
       };
       if (pk) {

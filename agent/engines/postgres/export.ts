@@ -3,7 +3,8 @@ import type { Writable } from 'node:stream';
 import type { RestorePointReader } from '../../../shared/repository/types.ts';
 import { writeSqlScript } from './apply.ts';
 import { loadSchema } from './restore.ts';
-import type { TableInfo } from './schema-types.ts';
+import type { TableDataMeta, TableInfo } from './schema-types.ts';
+import { BinaryCopyToText } from './binary-copy.ts';
 
 export async function exportPostgresSql(reader: RestorePointReader, out: Writable, opts: { noOwner?: boolean; noPrivileges?: boolean } = {}): Promise<void> {
   const doc = await loadSchema(reader);
@@ -17,10 +18,17 @@ export async function exportPostgresSql(reader: RestorePointReader, out: Writabl
     });
   };
   const tableData = (t: TableInfo) => {
-    const parts = objects.filter((o) => o.kind === 'table-data' && (o.meta as { schema?: string }).schema === t.schema && (o.meta as { table?: string }).table === t.name)
+    const parts = objects.filter((o) => o.kind === 'table-data' && (o.meta as TableDataMeta).schema === t.schema && (o.meta as TableDataMeta).table === t.name)
       .sort((a, b) => Number(a.name.slice(a.name.lastIndexOf('/') + 1)) - Number(b.name.slice(b.name.lastIndexOf('/') + 1)));
     return (async function* () {
-      for (const p of parts) yield* reader.openObject(p) as AsyncIterable<Buffer>;
+      for (const p of parts) {
+        const m = p.meta as TableDataMeta;
+        if (m.format !== 'binary') { yield* reader.openObject(p) as AsyncIterable<Buffer>; continue; }
+        // psql scripts take COPY text only.
+        const text = new BinaryCopyToText(m.types ?? []);
+        for await (const chunk of reader.openObject(p) as AsyncIterable<Buffer>) yield text.push(chunk);
+        text.end();
+      }
     })();
   };
   await writeSqlScript(doc, write, tableData, {

@@ -12,7 +12,7 @@ import type { ManifestObject, RestorePoint, RestorePointReader } from '../../../
 import { applyItems, prepareSession, sequenceValuesSql } from './apply.ts';
 import { ENGINE, SCHEMA_OBJECT } from './backup.ts';
 import { connect, quoteIdent, withDatabase, type PgTarget } from './connection.ts';
-import type { DdlItem, SchemaDocument } from './schema-types.ts';
+import type { DdlItem, SchemaDocument, TableDataMeta } from './schema-types.ts';
 import { relationKey, selectSubset, type PgSubset } from './subset.ts';
 
 export interface PgRestoreOptions {
@@ -362,9 +362,10 @@ async function loadJob(reader: RestorePointReader, client: pg.Client, job: Table
 
 /** Loads one data object; returns the rows the server's COPY took. */
 async function loadTable(reader: RestorePointReader, client: pg.Client, obj: ManifestObject, onBytes: (n: number) => void, freeze: boolean): Promise<number> {
-  const m = obj.meta as { schema: string; table: string; columns: string[] };
+  const m = obj.meta as TableDataMeta;
   const rel = `${quoteIdent(m.schema)}.${quoteIdent(m.table)}`;
-  const sql = `COPY ${rel}${m.columns.length ? ` (${m.columns.map(quoteIdent).join(', ')})` : ''} FROM STDIN${freeze ? ' (FREEZE)' : ''}`;
+  const options = [m.format === 'binary' ? 'FORMAT binary' : '', freeze ? 'FREEZE' : ''].filter(Boolean);
+  const sql = `COPY ${rel}${m.columns.length ? ` (${m.columns.map(quoteIdent).join(', ')})` : ''} FROM STDIN${options.length ? ` (${options.join(', ')})` : ''}`;
   const src = reader.openObject(obj);
   src.on('data', (c: Buffer) => onBytes(c.length));
   try {

@@ -48,6 +48,8 @@ export interface TableInfo {
   relkind: RelKind;
   /** columns to COPY, in order (generated columns excluded); raw names, quote before use */
   columns: string[];
+  /** type OIDs of `columns`, to choose binary COPY (binary-copy.ts); absent in older documents */
+  columnTypes?: number[];
   /** true when the relation holds rows of its own to COPY (plain tables, incl. partitions and inheritance children) */
   hasData: boolean;
   /** pg_table_size at backup time (heap + TOAST), to schedule large tables first */
@@ -57,6 +59,20 @@ export interface TableInfo {
   partitionOf?: string;
   unlogged?: boolean;
 }
+
+/** The manifest meta of a `table-data` object: one table, or one ctid range of it. A type, not
+ * an interface, so that it is a manifest's Record<string, unknown>. */
+export type TableDataMeta = {
+  schema: string;
+  table: string;
+  columns: string[];
+  /** ctid block range [from, to) of a split table */
+  from?: number;
+  to?: number;
+  /** absent: COPY text; 'binary': COPY binary of columns of `types` (binary-copy.ts) */
+  format?: 'binary';
+  types?: number[];
+};
 
 export interface SequenceValue {
   schema: string;
