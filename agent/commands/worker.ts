@@ -69,7 +69,16 @@ function queueAuth(o: WorkerCliOptions): QueueAuth {
     throw bad('--queue-service is not a URL (expected https://<account>.queue.core.windows.net)');
   }
   if (u.search) throw bad(`--queue-service must not carry a SAS (a secret on the command line); put the SAS in ${o.queueSasEnv}`);
-  const sas = process.env[o.queueSasEnv];
+  const sas = process.env[o.queueSasEnv]?.trim();
+  if (sas?.startsWith('{')) {
+    // {"<queue name>": "<SAS token>", …}: one least-privilege token per queue, as the controller gives.
+    let tokens: unknown;
+    try { tokens = JSON.parse(sas); } catch { tokens = undefined; }
+    if (!tokens || typeof tokens !== 'object' || Array.isArray(tokens) || !Object.values(tokens).every((t) => typeof t === 'string' && t.length > 0)) {
+      throw bad(`${o.queueSasEnv} starts with "{" but is not a JSON object of queue names to SAS tokens`);
+    }
+    return { kind: 'queue-sas', serviceUrl: service, tokens: tokens as Record<string, string> };
+  }
   if (sas) return { kind: 'sas', serviceUrl: service, sas: sas.replace(/^\?/, '') };
   return { kind: 'identity', serviceUrl: service, clientId: o.clientId ?? process.env.AZURE_CLIENT_ID };
 }
@@ -86,7 +95,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--worker-id <id>', 'this worker\'s id (env COSMOS_BACKUP_WORKER_ID); its queues are cb-<id>-cmd and cb-<id>-reply')
     .option('--queue-service <url>', 'queue service URL, e.g. https://acct.queue.core.windows.net (env COSMOS_BACKUP_QUEUE_SERVICE); without a SAS or connection string the managed identity is used')
     .option('--queue-connection-string-env <var>', 'environment variable holding a storage connection string', 'COSMOS_BACKUP_QUEUE_CONNECTION_STRING')
-    .option('--queue-sas-env <var>', 'environment variable holding a SAS token for the queue service', 'COSMOS_BACKUP_QUEUE_SAS')
+    .option('--queue-sas-env <var>', 'environment variable holding a SAS token for the queue service, or a JSON object of a token per queue name', 'COSMOS_BACKUP_QUEUE_SAS')
     .option('--client-id <id>', 'client id of the user-assigned managed identity (env AZURE_CLIENT_ID)')
     .option('--key-file <file>', 'file (mode 0600) holding the per-worker key, base64')
     .option('--key-env <var>', 'environment variable holding the per-worker key, base64', 'COSMOS_BACKUP_WORKER_KEY')
@@ -115,11 +124,11 @@ export function registerWorkerCommand(program: Command): void {
       if (renewMs >= visibilityMs) throw bad('--renew-every must be shorter than --visibility-timeout');
       const stateDir = path.resolve(o.stateDir ?? process.env.COSMOS_BACKUP_STATE_DIR ?? path.join(homedir(), '.cosmos-backup-agent', workerId));
       // Loaded when the worker starts: the queue SDK and the engines are large.
-      const [{ workerLog }, { queueServiceClient, WorkerQueues }, { Worker }] = await Promise.all([
+      const [{ workerLog }, { queueOpener, WorkerQueues }, { Worker }] = await Promise.all([
         import('../worker/log.ts'), import('../worker/queues.ts'), import('../worker/worker.ts'),
       ]);
       const log = workerLog({ workerId, level: o.logLevel });
-      const queues = new WorkerQueues(await queueServiceClient(queueAuth(o)), queueNames(workerId));
+      const queues = new WorkerQueues(await queueOpener(queueAuth(o)), queueNames(workerId));
       const worker = new Worker({
         workerId, macKey, stateDir, queues, log, version: VERSION, commit: COMMIT,
         idleTimeoutMs: parseDuration(o.idleTimeout), maxDequeue,

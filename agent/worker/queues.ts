@@ -2,7 +2,7 @@
 // receive one command at a time, keep it hidden while it runs (each update returns a new pop
 // receipt, which the caller must keep), delete it when done, send replies, set messages aside
 // on `<queue>-poison`. No protocol logic here: texts in, texts out.
-import { QueueServiceClient, type QueueClient } from '@azure/storage-queue';
+import { QueueClient, QueueServiceClient } from '@azure/storage-queue';
 import { CosmosBackupError } from '../../shared/errors.ts';
 import type { QueueNames } from '../../shared/protocol/messages.ts';
 import { MESSAGE_MAX_AGE_SECONDS } from '../../shared/protocol/constants.ts';
@@ -10,8 +10,11 @@ import { queueError as sharedQueueError, statusOf } from '../../shared/protocol/
 
 export type QueueAuth =
   | { kind: 'connection-string'; connectionString: string }
-  /** service URL + SAS token (without '?') */
+  /** service URL + one SAS token (without '?') for every queue, e.g. an account SAS */
   | { kind: 'sas'; serviceUrl: string; sas: string }
+  /** service URL + a SAS token per queue name: what the controller hands a worker, each token
+   * good for its one queue and only what the worker does there (docs/AGENT.md) */
+  | { kind: 'queue-sas'; serviceUrl: string; tokens: Record<string, string> }
   /** service URL + DefaultAzureCredential (managed identity on the VM) */
   | { kind: 'identity'; serviceUrl: string; clientId?: string };
 
@@ -25,20 +28,36 @@ export interface ReceivedMessage {
 const HINTS = { auth: 'check the worker\'s queue credentials', notFound: 'the controller creates the worker\'s queues before launching it' };
 const queueError = (what: string, e: unknown) => sharedQueueError(what, e, HINTS);
 
-export async function queueServiceClient(auth: QueueAuth): Promise<QueueServiceClient> {
+/** A client for a queue by name. */
+export type QueueOpener = (name: string) => QueueClient;
+
+export async function queueOpener(auth: QueueAuth): Promise<QueueOpener> {
   const options = { retryOptions: { maxTries: 4, retryDelayInMs: 500, maxRetryDelayInMs: 5000 } };
+  const service = auth.kind === 'connection-string' ? '' : auth.serviceUrl.replace(/\/+$/, '');
   switch (auth.kind) {
-    case 'connection-string':
+    case 'connection-string': {
+      let client: QueueServiceClient;
       try {
-        return QueueServiceClient.fromConnectionString(auth.connectionString, options);
+        client = QueueServiceClient.fromConnectionString(auth.connectionString, options);
       } catch {
         throw new CosmosBackupError('INVALID_ARGUMENT', 'the queue connection string is not a valid storage connection string');
       }
-    case 'sas':
-      return new QueueServiceClient(`${auth.serviceUrl.replace(/\/+$/, '')}?${auth.sas.replace(/^\?/, '')}`, undefined, options);
+      return (name) => client.getQueueClient(name);
+    }
+    case 'sas': {
+      const client = new QueueServiceClient(`${service}?${auth.sas.replace(/^\?/, '')}`, undefined, options);
+      return (name) => client.getQueueClient(name);
+    }
+    case 'queue-sas':
+      return (name) => {
+        const token = auth.tokens[name];
+        if (!token) throw new CosmosBackupError('INVALID_ARGUMENT', `the queue SAS holds no token for queue ${name}: the worker id and the SAS must come from the same launch`);
+        return new QueueClient(`${service}/${encodeURIComponent(name)}?${token.replace(/^\?/, '')}`, undefined, options);
+      };
     case 'identity': {
       const { DefaultAzureCredential } = await import('@azure/identity');
-      return new QueueServiceClient(auth.serviceUrl, new DefaultAzureCredential(auth.clientId ? { managedIdentityClientId: auth.clientId } : {}), options);
+      const client = new QueueServiceClient(auth.serviceUrl, new DefaultAzureCredential(auth.clientId ? { managedIdentityClientId: auth.clientId } : {}), options);
+      return (name) => client.getQueueClient(name);
     }
   }
 }
@@ -48,13 +67,12 @@ export class WorkerQueues {
   private readonly commands: QueueClient;
   private readonly replies: QueueClient;
   private readonly poisonQueue: QueueClient;
-  private poisonReady = false;
 
-  constructor(service: QueueServiceClient, names: QueueNames) {
+  constructor(open: QueueOpener, names: QueueNames) {
     this.names = names;
-    this.commands = service.getQueueClient(names.commands);
-    this.replies = service.getQueueClient(names.replies);
-    this.poisonQueue = service.getQueueClient(names.commandsPoison);
+    this.commands = open(names.commands);
+    this.replies = open(names.replies);
+    this.poisonQueue = open(names.commandsPoison);
   }
 
   /** One command, hidden for visibilitySeconds; undefined when the queue is empty. */
@@ -99,13 +117,18 @@ export class WorkerQueues {
   }
 
   async sendPoison(text: string): Promise<void> {
+    // Kept until someone looks at it.
+    const send = () => this.poisonQueue.sendMessage(text, { messageTimeToLive: -1 });
     try {
-      if (!this.poisonReady) {
+      try {
+        await send();
+      } catch (e) {
+        // The controller creates it before the launch; a worker run by hand creates it here
+        // (a per-queue SAS may only add messages, so creating is tried only when it is missing).
+        if (statusOf(e) !== 404) throw e;
         await this.poisonQueue.createIfNotExists();
-        this.poisonReady = true;
+        await send();
       }
-      // Kept until someone looks at it.
-      await this.poisonQueue.sendMessage(text, { messageTimeToLive: -1 });
     } catch (e) {
       throw queueError('setting a message aside on the poison queue', e);
     }

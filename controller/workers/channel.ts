@@ -193,8 +193,9 @@ export class WorkerChannel {
     return this.lastSeenMs === null ? null : new Date(this.lastSeenMs);
   }
 
+  /** The worker's queues, its poison queue included: its SAS may add messages there, not create it. */
   async createQueues(): Promise<void> {
-    for (const q of [this.cmdQ, this.replyQ]) {
+    for (const q of [this.cmdQ, this.replyQ, this.cmdPoisonQ]) {
       try {
         await q.createIfNotExists();
       } catch (e) {

@@ -4,7 +4,7 @@
 // configuration database until it is gone, so a controller that crashed removes its leftovers on
 // the next start.
 import { randomBytes } from 'node:crypto';
-import { QueueServiceClient, StorageSharedKeyCredential as QueueKeyCredential, AccountSASPermissions, AccountSASResourceTypes, AccountSASServices, SASProtocol, generateAccountSASQueryParameters } from '@azure/storage-queue';
+import { QueueServiceClient, StorageSharedKeyCredential as QueueKeyCredential, QueueSASPermissions, SASProtocol, generateQueueSASQueryParameters } from '@azure/storage-queue';
 import type { TokenCredential } from '@azure/identity';
 import { CosmosBackupError, humanMessage } from '../../shared/errors.ts';
 import { generateMacKey } from '../../shared/protocol/auth.ts';
@@ -236,11 +236,19 @@ export class WorkerPool {
       });
       if (req.signal.aborted) throw req.signal.reason;
       const download = agentDownloadUrl(storage, agent);
-      const queueSas = generateAccountSASQueryParameters({
-        services: AccountSASServices.parse('q').toString(), resourceTypes: AccountSASResourceTypes.parse('co').toString(),
-        permissions: AccountSASPermissions.parse('racup'), startsOn: new Date(Date.now() - 5 * 60_000), expiresOn: new Date(Date.now() + s.maxLifetimeMs),
+      // One token per queue, each for only what the worker does there: take, hide and delete its
+      // commands; add replies; set a command aside. Nothing else in the account, and nothing
+      // after the worker's lifetime (its queues are deleted with it).
+      const key = new QueueKeyCredential(queues.sharedKeyAccountName, queues.accountKey);
+      const sasFor = (queueName: string, permissions: string) => generateQueueSASQueryParameters({
+        queueName, permissions: QueueSASPermissions.parse(permissions), startsOn: new Date(Date.now() - 5 * 60_000), expiresOn: new Date(Date.now() + s.maxLifetimeMs),
         protocol: queues.queueEndpoint.startsWith('https:') ? SASProtocol.Https : SASProtocol.HttpsAndHttp,
-      }, new QueueKeyCredential(queues.sharedKeyAccountName, queues.accountKey)).toString();
+      }, key).toString();
+      const queueSas = JSON.stringify({
+        [channel.names.commands]: sasFor(channel.names.commands, 'up'),
+        [channel.names.replies]: sasFor(channel.names.replies, 'a'),
+        [channel.names.commandsPoison]: sasFor(channel.names.commandsPoison, 'a'),
+      });
       const args = [
         `--heartbeat-every ${s.heartbeatSeconds}s`,
         `--idle-timeout ${Math.ceil((s.idleMs + s.maxLifetimeMs) / 1000)}s`,

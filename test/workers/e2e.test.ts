@@ -263,6 +263,21 @@ test('a policy session launches a worker VM that downloads the agent by SAS with
   const sas = new URL(agentUrl).searchParams;
   assert.equal(sas.get('sp'), 'r', 'the agent SAS is read-only');
   assert.ok(new Date(sas.get('se')!).getTime() - Date.now() < 3_600_000, 'the agent SAS expires within the hour');
+  // The queue SAS: one token per queue of this worker, each for only what the worker does there.
+  const queueSas = JSON.parse(sim.armRequests({ method: 'PUT', pathIncludes: '/runCommands/' }).map((r) => r.body?.properties?.protectedParameters?.find((x: any) => x.name === 'COSMOS_BACKUP_QUEUE_SAS')?.value).find(Boolean)!) as Record<string, string>;
+  const wid = (byName['shop-pg'].worker as string).replace(/^cb-/, ''); // the VM is named cb-<worker id>
+  assert.deepEqual(Object.keys(queueSas).sort(), [`cb-${wid}-cmd`, `cb-${wid}-cmd-poison`, `cb-${wid}-reply`]);
+  assert.deepEqual(Object.fromEntries(Object.entries(queueSas).map(([q, t]) => [q, new URLSearchParams(t).get('sp')])),
+    { [`cb-${wid}-cmd`]: 'up', [`cb-${wid}-reply`]: 'a', [`cb-${wid}-cmd-poison`]: 'a' });
+  for (const t of Object.values(queueSas)) assert.equal(new URLSearchParams(t).get('srt'), null, 'a queue SAS, not an account SAS');
+  const other = QueueServiceClient.fromConnectionString(az.connectionString).getQueueClient(`cb-other-${randomBytes(3).toString('hex')}`);
+  await other.create();
+  const status = (p: Promise<unknown>) => p.then(() => 200, (e: { statusCode?: number }) => e.statusCode);
+  const sasClient = (queue: string, token: string) => new QueueServiceClient(`${az.queueEndpoint}?${token}`).getQueueClient(queue);
+  assert.equal(await status(sasClient(other.name, queueSas[`cb-${wid}-cmd`]!).receiveMessages()), 403, 'a token does not open another queue');
+  assert.equal(await status(sasClient(other.name, queueSas[`cb-${wid}-reply`]!).sendMessage('x')), 403, 'nor add to one');
+  assert.equal(await status(new QueueServiceClient(`${az.queueEndpoint}?${queueSas[`cb-${wid}-reply`]!}`).listQueues().next()), 403, 'nor list the account\'s queues');
+  await other.delete();
   // the uploaded blob carries the MD5 the service reports
   const blobs = new BlobServiceClient(az.blobEndpoint, new StorageSharedKeyCredential(az.account, az.accountKey)).getContainerClient(AGENT_CONTAINER);
   for await (const b of blobs.listBlobsFlat()) assert.equal(Buffer.from(b.properties.contentMD5!).toString('hex'), agent.manifest.md5.hex);
