@@ -70,8 +70,10 @@ async function arm<T>(call: () => PromiseLike<T>, doing: string): Promise<T> {
 }
 
 /** deterministic 3-24 lowercase alnum name: 'cb' + sha256(controllerId|subscriptionId|region) hex cut to 22 */
-export function storageAccountName(controllerId: string, subscriptionId: string, region: string): string {
-  const h = createHash('sha256').update(`${controllerId}|${subscriptionId.toLowerCase()}|${normRegion(region)}`).digest('hex');
+export function storageAccountName(controllerId: string, subscriptionId: string, region: string, privateNetwork = false): string {
+  // The private account is another account: one with public network access cannot turn private
+  // while public workers use it, nor the other way round.
+  const h = createHash('sha256').update(`${controllerId}|${subscriptionId.toLowerCase()}|${normRegion(region)}${privateNetwork ? '|private' : ''}`).digest('hex');
   return `cb${h.slice(0, 22)}`;
 }
 
@@ -209,24 +211,31 @@ function sharedKeyName(blobEndpoint: string, armName: string): string {
 
 /**
  * Reuse the storage account in p.region tagged CONTROLLER_TAG=controllerId anywhere in the
- * subscription, else the one with the deterministic name in p.resourceGroup, else create it
- * (StorageV2, Standard_LRS, TLS 1.2, HTTPS only, no public blob access, public network access
- * disabled when privateNetwork). The account key comes from listKeys.
+ * subscription whose public network access fits the mode (disabled for privateNetwork, else not
+ * disabled), else the one with the deterministic name of the mode in p.resourceGroup, else
+ * create it (StorageV2, Standard_LRS, TLS 1.2, HTTPS only, no public blob access, public network
+ * access disabled when privateNetwork). The account key comes from listKeys.
  */
 export async function ensureRegionalStorage(c: InfraClients, p: Placement, opts: { privateNetwork: boolean }): Promise<RegionalStorage> {
-  const wanted = storageAccountName(p.controllerId, p.subscriptionId, p.region);
+  const wanted = storageAccountName(p.controllerId, p.subscriptionId, p.region, opts.privateNetwork);
   const region = normRegion(p.region);
+  // A private deployment must not reach an account the internet reaches too, and public workers
+  // cannot reach a private one.
+  const fits = (a: StorageAccount) => (a.publicNetworkAccess === 'Disabled') === opts.privateNetwork;
   // storageAccounts.list is read from the storage provider itself, unlike the generic resources
   // list (an eventually consistent cache that can miss an account created moments ago).
   const tagged: StorageAccount[] = [];
   await arm(async () => {
     for await (const a of c.storage.storageAccounts.list()) {
-      if (a.tags?.[CONTROLLER_TAG] === p.controllerId && normRegion(a.location ?? '') === region) tagged.push(a);
+      if (a.tags?.[CONTROLLER_TAG] === p.controllerId && normRegion(a.location ?? '') === region && fits(a)) tagged.push(a);
     }
   }, `subscription ${p.subscriptionId}: listing storage accounts`);
   tagged.sort((a, b) => Number(b.name === wanted) - Number(a.name === wanted) || a.name!.localeCompare(b.name!));
   const doing = `storage account ${wanted} (${p.resourceGroup})`;
   let account: StorageAccount | null = tagged[0] ?? await orNull(() => c.storage.storageAccounts.getProperties(p.resourceGroup, wanted), doing);
+  if (account && !fits(account)) {
+    throw new CosmosBackupError('INVALID_ARGUMENT', `${doing} has public network access ${account.publicNetworkAccess ?? 'Enabled'}, but this ${opts.privateNetwork ? 'private' : 'public'} deployment needs it ${opts.privateNetwork ? 'Disabled' : 'Enabled'}: set it back, or delete the account so that it is made again`);
+  }
   let created = false;
   if (!account) {
     account = await arm(() => c.storage.storageAccounts.create(p.resourceGroup, wanted, {

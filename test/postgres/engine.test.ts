@@ -119,7 +119,7 @@ test('an unchanged second backup adds almost nothing; restore refuses a non-empt
   assert.equal(res.database, src);
 });
 
-test('a restore point whose schema cannot be read: the restore stops, the database it had created meanwhile is gone, an existing empty target stays', async () => {
+test('a restore point whose schema cannot be read: the restore stops, the database it had created meanwhile is gone, an existing empty target stays; a non-empty target is refused before anything is read', async () => {
   const server = await usePostgres();
   const src = await oneTableDb(server, 'engine_badschema', 1000);
   const dir = tempDir('cb-pg-');
@@ -140,6 +140,9 @@ test('a restore point whose schema cannot be read: the restore stops, the databa
     const a = await connect(server, 'postgres');
     try { return (await a.query('SELECT 1 FROM pg_database WHERE datname = $1', [db])).rowCount === 1; } finally { await a.end(); }
   };
+
+  // A target that is refused is reported before the repository's index and schema are read.
+  await assert.rejects(restorePostgres(damaged, rp.id, resolveTarget(server.url(src))), (e: any) => e.code === 'TARGET_NOT_EMPTY');
 
   const fresh = `${src}_new`;
   await assert.rejects(restorePostgres(damaged, rp.id, resolveTarget(server.url(fresh))), (e: any) => e.code === 'CORRUPT_OBJECT');

@@ -138,7 +138,8 @@ test('given network: ids or names are verified and used for workers and endpoint
 
 test('regional storage: created with the controller tag and safe settings, found again by tag, and its key works against the data plane', async () => {
   storage = await ensureRegionalStorage(c, p, { privateNetwork: true });
-  const name = storageAccountName(CTL, S, 'westeurope');
+  const name = storageAccountName(CTL, S, 'westeurope', true);
+  assert.notEqual(name, storageAccountName(CTL, S, 'westeurope'), 'the private account is another account');
   assert.equal(storage.name, name);
   assert.equal(storage.created, true);
   assert.equal(storage.id, `/subscriptions/${S}/resourceGroups/${p.resourceGroup}/providers/Microsoft.Storage/storageAccounts/${name}`);
@@ -157,6 +158,15 @@ test('regional storage: created with the controller tag and safe settings, found
   const again = await ensureRegionalStorage(c, { ...p, resourceGroup: 'rg-customer' }, { privateNetwork: true });
   assert.deepEqual(again, { ...storage, created: false });
   assert.equal(puts(`/storageAccounts/${name}`), 1, 'created once');
+
+  // a public deployment in the same region does not reuse the private account (its workers could
+  // not reach it), and a private one never an account the internet reaches
+  const open = await ensureRegionalStorage(c, p, { privateNetwork: false });
+  assert.equal(open.created, true);
+  assert.equal(open.name, storageAccountName(CTL, S, 'westeurope'));
+  assert.equal((await c.storage.storageAccounts.getProperties(p.resourceGroup, open.name)).publicNetworkAccess, 'Enabled');
+  assert.deepEqual(await ensureRegionalStorage(c, p, { privateNetwork: true }), { ...storage, created: false });
+  assert.deepEqual(await ensureRegionalStorage(c, p, { privateNetwork: false }), { ...open, created: false });
 
   // the lookup is by tag and region: an account tagged by hand in eastus is the eastus account
   await c.storage.storageAccounts.create('rg-customer', 'cbhandmadeeastus', { location: 'eastus', kind: 'StorageV2', sku: { name: 'Standard_LRS' }, tags: { [CONTROLLER_TAG]: CTL } }, c.pollOptions);

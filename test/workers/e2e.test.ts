@@ -484,12 +484,15 @@ test('private network deployment: tagged storage account with blob and queue pri
   assert.equal((await call().put('/settings', { ...settingsBody(), privateNetwork: true })).status, 200);
   const s1 = await runPolicy(policyId);
   assert.equal(s1.state, 'success', JSON.stringify(s1));
-  const tagged = () => ofType('Microsoft.Storage/storageAccounts').filter((a) => a.location === REGION && a.tags?.['cosmos-backup-controller']);
+  // The private deployment's own account, with public network access disabled: not the account
+  // the public workers of the tests before used.
+  const tagged = () => ofType('Microsoft.Storage/storageAccounts').filter((a) => a.location === REGION && a.tags?.['cosmos-backup-controller'] && a.properties.publicNetworkAccess === 'Disabled');
   const accounts = tagged();
   assert.equal(accounts.length, 1);
   assert.equal(accounts[0]!.tags['cosmos-backup-controller'], ctl.workers!.controllerId);
   const pes = ofType('Microsoft.Network/privateEndpoints');
   assert.deepEqual(pes.map((p) => p.properties.privateLinkServiceConnections[0].properties.groupIds[0]).sort(), ['blob', 'queue']);
+  assert.ok(pes.every((p) => p.properties.privateLinkServiceConnections[0].properties.privateLinkServiceId.toLowerCase() === accounts[0]!.id.toLowerCase()), 'the private endpoints lead to the private account');
   const count = () => sim.armRequests({ method: 'PUT' }).filter((r) => /privateEndpoints|storageAccounts|virtualNetworks\/[^/]+$|privateDnsZones/.test(r.path)).length;
   const puts = count();
   const s2 = await runPolicy(policyId);

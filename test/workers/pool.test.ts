@@ -236,7 +236,7 @@ test('cleanupLeftovers after a crash: the VM, NIC, OS disk, queues and rows a pr
 
   assert.deepEqual(vmNames(), [crashed.vmName, `cb-${other}`].sort());
   assert.ok(nicNames().includes(`${crashed.vmName}-nic`) && diskNames().includes(`${crashed.vmName}-osdisk`));
-  assert.equal((await queuesOf(crashed.id)).length, 2);
+  assert.equal((await queuesOf(crashed.id)).length, 3, 'commands, replies and the command poison queue');
   assert.ok(sim.vmProcesses(crashed.vmName).some((p) => /worker/.test(p.command)), 'the abandoned worker still runs');
 
   // The restarted controller: a new pool on the same database (a new connection to it).
@@ -260,7 +260,7 @@ test('cleanupLeftovers after a crash: the VM, NIC, OS disk, queues and rows a pr
   assert.equal(await pool.cleanupLeftovers(async () => simCredential(sim, T, C, SECRET)), 0, 'nothing is left for a second call');
   assert.deepEqual(vmNames(), [`cb-${other}`]);
   assert.equal(vmOf(`cb-${other}`)?.tags[CONTROLLER_TAG], 'cb-othr0000');
-  assert.equal((await queuesOf(other)).length, 2, 'the other controller\'s queues are kept');
+  assert.equal((await queuesOf(other)).length, 3, 'the other controller\'s queues are kept');
   await c.compute.virtualMachines.delete(RG, `cb-${other}`, c.pollOptions);
 });
 

@@ -170,17 +170,25 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
   const facts = opts.subset || opts.clean ? undefined : databaseFacts(reader.restorePoint.server);
   let waiting = () => {};
   const sent = new Promise<void>((resolve) => { waiting = resolve; });
+  /** why the target was refused (not empty, unreachable, no permission), before anything was made */
+  let refused: unknown;
   const early = facts && (async () => {
+    let created: boolean;
     try {
-      const created = await prepareDatabase(target, facts, false, warn, waiting);
-      return { created, conns: await openConnections(target, connections(reader.restorePoint.objects.filter(isData).length)) };
+      created = await prepareDatabase(target, facts, false, warn, waiting);
+    } catch (e) {
+      refused = e;
+      throw e;
     } finally { waiting(); }
+    return { created, conns: await openConnections(target, connections(reader.restorePoint.objects.filter(isData).length)) };
   })();
   early?.catch(() => undefined);
+  // Loading the index keeps this thread busy: the server gets CREATE DATABASE first, and a
+  // refused target is reported at once, not after the index has loaded.
+  if (early) await sent;
+  if (refused !== undefined) throw refused;
   let whole: SchemaDocument;
   try {
-    // Loading the index keeps this thread busy: the server gets CREATE DATABASE first.
-    if (early) await sent;
     whole = await loadSchema(reader);
   } catch (e) {
     const set = await early?.catch(() => undefined);
