@@ -69,7 +69,7 @@ async function arm<T>(call: () => PromiseLike<T>, doing: string): Promise<T> {
   try { return await call(); } catch (e) { throw azureError(e, doing); }
 }
 
-/** deterministic 3-24 lowercase alnum name: 'cb' + sha256(controllerId|subscriptionId|region) hex cut to 22 */
+/** deterministic 3-24 lowercase alnum name: 'cb' + sha256(controllerId|subscriptionId|region[|private]) hex cut to 22 */
 export function storageAccountName(controllerId: string, subscriptionId: string, region: string, privateNetwork = false): string {
   // The private account is another account: one with public network access cannot turn private
   // while public workers use it, nor the other way round.
