@@ -90,8 +90,8 @@ function tableError(t: TableInfo, e: unknown): CosmosBackupError {
 const OUTPUT_SETTINGS = `SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3`;
 
 async function beginSnapshot(client: pg.Client, snapshot?: string): Promise<void> {
-  await client.query(OUTPUT_SETTINGS);
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+  // One round trip: the settings are session-wide, set before the transaction starts.
+  await client.query(`${OUTPUT_SETTINGS}; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`);
   if (snapshot) await client.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, "''")}'`);
 }
 

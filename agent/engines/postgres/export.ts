@@ -2,7 +2,8 @@
 import type { Writable } from 'node:stream';
 import type { RestorePointReader } from '../../../shared/repository/types.ts';
 import { writeSqlScript } from './apply.ts';
-import { loadSchema } from './restore.ts';
+import { loadSchema, tableJobs } from './restore.ts';
+import { relationKey } from './subset.ts';
 import type { TableDataMeta, TableInfo } from './schema-types.ts';
 import { BinaryCopyToText } from './binary-copy.ts';
 
@@ -17,9 +18,10 @@ export async function exportPostgresSql(reader: RestorePointReader, out: Writabl
       out.once('error', done);
     });
   };
+  // Each table's parts in their backup order, as the restore loads them.
+  const jobs = new Map(tableJobs(objects.filter((o) => o.kind === 'table-data')).map((j) => [j.id, j]));
   const tableData = (t: TableInfo) => {
-    const parts = objects.filter((o) => o.kind === 'table-data' && (o.meta as TableDataMeta).schema === t.schema && (o.meta as TableDataMeta).table === t.name)
-      .sort((a, b) => Number(a.name.slice(a.name.lastIndexOf('/') + 1)) - Number(b.name.slice(b.name.lastIndexOf('/') + 1)));
+    const parts = jobs.get(relationKey(t.schema, t.name))?.parts ?? [];
     return (async function* () {
       for (const p of parts) {
         const m = p.meta as TableDataMeta;

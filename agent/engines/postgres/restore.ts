@@ -88,8 +88,8 @@ async function adminConnection(target: PgTarget): Promise<pg.Client> {
 
 /**
  * Creates the target database if it does not exist (or drops and re-creates it with `clean`);
- * returns whether it created one. `onWaiting` is called once nothing is left but to wait for
- * the server (CREATE DATABASE sent, or nothing to create).
+ * returns whether it created one. `onWaiting` is called once CREATE DATABASE is sent, when
+ * nothing is left but to wait for the server.
  */
 async function prepareDatabase(target: PgTarget, facts: DatabaseFacts, clean: boolean, warn: (m: string) => void, onWaiting?: () => void): Promise<boolean> {
   const admin = await adminConnection(target);
@@ -170,23 +170,12 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
   const facts = opts.subset || opts.clean ? undefined : databaseFacts(reader.restorePoint.server);
   let waiting = () => {};
   const sent = new Promise<void>((resolve) => { waiting = resolve; });
-  /** why the target was refused (not empty, unreachable, no permission), before anything was made */
-  let refused: unknown;
-  const early = facts && (async () => {
-    let created: boolean;
-    try {
-      created = await prepareDatabase(target, facts, false, warn, waiting);
-    } catch (e) {
-      refused = e;
-      throw e;
-    } finally { waiting(); }
-    return { created, conns: await openConnections(target, connections(reader.restorePoint.objects.filter(isData).length)) };
-  })();
+  const prepared = facts && prepareDatabase(target, facts, false, warn, waiting);
+  const early = prepared && prepared.then(async (created) => ({ created, conns: await openConnections(target, connections(reader.restorePoint.objects.filter(isData).length)) }));
   early?.catch(() => undefined);
-  // Loading the index keeps this thread busy: the server gets CREATE DATABASE first, and a
-  // refused target is reported at once, not after the index has loaded.
-  if (early) await sent;
-  if (refused !== undefined) throw refused;
+  // Loading the index keeps this thread busy: the server gets CREATE DATABASE first. A target
+  // refused before that (not empty, unreachable) is reported at once, not after the index loads.
+  if (prepared) await Promise.race([sent, prepared]);
   let whole: SchemaDocument;
   try {
     whole = await loadSchema(reader);
@@ -202,7 +191,7 @@ export async function restorePostgres(repo: Repository, restorePointId: string, 
   const subset = opts.subset ? selectSubset(whole, opts.subset, warn, reader.restorePoint.id.slice(0, 12)) : undefined;
   const doc = subset?.doc ?? whole;
   const dataObjects = reader.restorePoint.objects.filter((o) => isData(o)
-    && (!subset || subset.tables.has(relationKey((o.meta as { schema: string }).schema, (o.meta as { table: string }).table))));
+    && (!subset || subset.tables.has(relationKey((o.meta as TableDataMeta).schema, (o.meta as TableDataMeta).table))));
   const conns = early ? (await early).conns : await (async () => {
     await prepareDatabase(target, doc.server, !!opts.clean, warn);
     return openConnections(target, connections(dataObjects.length));
@@ -304,8 +293,8 @@ interface TableJob { id: string; key: string; schema: string; table: string; par
 export function tableJobs(objects: ManifestObject[]): TableJob[] {
   const jobs = new Map<string, TableJob>();
   for (const o of objects) {
-    const m = o.meta as { schema: string; table: string };
-    const id = JSON.stringify([m.schema, m.table]); // unambiguous, unlike "schema.table"
+    const m = o.meta as TableDataMeta;
+    const id = relationKey(m.schema, m.table); // unambiguous, unlike "schema.table"
     const job = jobs.get(id) ?? { id, key: `${m.schema}.${m.table}`, schema: m.schema, table: m.table, parts: [], size: 0 };
     job.parts.push(o);
     job.size += o.size;
